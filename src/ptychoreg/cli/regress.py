@@ -1,0 +1,63 @@
+"""ptycho-regress: the train-to-infer regression on the fixture (the `regress` stage).
+
+Verifies the fixture's sha256 against --fixture-metrics, runs train + infer `regress.repeats` times,
+checks the results are real, and writes --metrics-out plus the last run's plots to --plots-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ptychoreg.cli._common import exit_now, add_params_arg, load_params, log, run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ptycho-regress", description=__doc__)
+    p.add_argument("--fixture", required=True)
+    p.add_argument("--fixture-metrics", default="metrics/fixture.json", help="holds the fixture's expected sha256")
+    p.add_argument("--out-dir", default="outputs/regression", help="the last run's outputs")
+    p.add_argument("--metrics-out", default="metrics/regression.json")
+    p.add_argument("--plots-dir", default="reports/regression")
+    add_params_arg(p)
+    return p
+
+
+def _main(argv):
+    args = parser().parse_args(argv)
+    import json
+    from pathlib import Path
+
+    from ptychoreg.errors import PtychoError
+    from ptychoreg.fileio import write_bytes, write_json
+    from ptychoreg.harness.regress import RegressSettings, run_regression
+
+    params, source = load_params(args.params)
+    settings = RegressSettings.from_params(params.get("regress"), where=source)
+    try:
+        expected = json.loads(Path(args.fixture_metrics).read_text())["sha256"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise PtychoError(args.fixture_metrics, f"cannot read the fixture's recorded sha256 ({exc})") from None
+    out = Path(args.out_dir)
+    metrics = run_regression(args.fixture, expected, settings, out, params_path=args.params, log=log)
+    for name in ("loss_curve.png", "amplitude.png", "phase.png"):
+        write_bytes(Path(args.plots_dir) / name, (out / name).read_bytes())
+    write_json(args.metrics_out, metrics)
+    t = metrics["total_s"]
+    log(f"regression passed: total {t['median']:.2f} s median (min {t['min']:.2f}, max {t['max']:.2f}, "
+        f"CV {100 * t['cv']:.1f} %), outputs identical over {settings.repeats} repeats: "
+        f"{metrics['distinct_outputs'] == 1}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run("ptycho-regress", _main, argv)
+
+
+def cli() -> None:
+    """Console-script and `python -m` entry point."""
+    exit_now(main())
+
+
+if __name__ == "__main__":
+    cli()

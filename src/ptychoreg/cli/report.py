@@ -1,0 +1,54 @@
+"""ptycho-report: render the fixture notes and the regression report from metrics/ (the `report` stage)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ptychoreg.cli._common import exit_now, log, run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ptycho-report", description=__doc__)
+    p.add_argument("--fixture-metrics", default="metrics/fixture.json")
+    p.add_argument("--regression-metrics", default="metrics/regression.json")
+    p.add_argument("--sensitivity-metrics", default="metrics/sensitivity.json")
+    p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
+    p.add_argument("--fixture-notes", default="reports/fixture.md")
+    p.add_argument("--regression-report", default="reports/regression.md")
+    return p
+
+
+def _main(argv):
+    args = parser().parse_args(argv)
+    import json
+    from pathlib import Path
+
+    from ptychoreg.errors import PtychoError
+    from ptychoreg.fileio import write_text
+    from ptychoreg.harness.reports import fixture_notes, regression_report
+
+    def read(path):
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise PtychoError(path, f"cannot read metrics ({exc})") from None
+
+    fixture, regression, sensitivity = (read(p) for p in (args.fixture_metrics, args.regression_metrics, args.sensitivity_metrics))
+    write_text(args.fixture_notes, fixture_notes(fixture, regression, sensitivity, args.fixture))
+    write_text(args.regression_report, regression_report(regression, sensitivity))
+    log(f"wrote {args.fixture_notes} and {args.regression_report}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run("ptycho-report", _main, argv)
+
+
+def cli() -> None:
+    """Console-script and `python -m` entry point."""
+    exit_now(main())
+
+
+if __name__ == "__main__":
+    cli()

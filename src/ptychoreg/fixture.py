@@ -1,0 +1,223 @@
+"""The minimal fixture: a small, deterministic, byte-reproducible subset of the canonical dataset.
+
+Contract: ../shared/design/data-contract.md ("Fixture"). The acceptance criteria live in params.yaml
+(`fixture:`) and are enforced here; the same source and parameters give the same bytes everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ptychoreg import __version__
+from ptychoreg.config import parse_section
+from ptychoreg.contract import PtychoData, load_npz
+from ptychoreg.errors import PtychoError
+from ptychoreg.fileio import npz_bytes, sha256_file, to_json, write_bytes, write_text
+from ptychoreg.geometry import extract_patches
+from ptychoreg.grouping import make_groups
+
+FORMAT_VERSION = 1
+STRATEGIES = ("stratified", "first")
+_FLOAT_DTYPES = ("float32", "float64")
+_COMPLEX_DTYPES = ("complex64", "complex128")
+
+
+@dataclass(frozen=True)
+class FixtureSpec:
+    subset_size: int = 64
+    strategy: str = "stratified"  # evenly spaced over the scan order; "first" takes the first n
+    output: str = "tests/fixtures/pytorch_integration/minimal_dataset_v1.npz"
+    sidecar: str | None = None  # the JSON sidecar; None: beside the output, with .json
+    min_unique_positions: int = 2
+    min_subset: int = 16
+    gridsize: int = 2  # the fixture must be able to form groups of gridsize^2 overlapping patterns
+    diffraction_dtype: str = "float32"
+    complex_dtype: str = "complex64"
+
+    @classmethod
+    def from_params(cls, values: dict | None, where: str = "params.yaml") -> "FixtureSpec":
+        spec = cls(**parse_section(cls, "fixture", values, where, {"strategy": STRATEGIES}))
+        spec.check(where)
+        return spec
+
+    def check(self, where: str = "fixture parameters") -> None:
+        problems = [
+            (self.strategy not in STRATEGIES, "strategy", f"'{self.strategy}' is not one of {', '.join(STRATEGIES)}"),
+            (self.diffraction_dtype not in _FLOAT_DTYPES, "diffraction_dtype", f"must be one of {', '.join(_FLOAT_DTYPES)}"),
+            (self.complex_dtype not in _COMPLEX_DTYPES, "complex_dtype", f"must be one of {', '.join(_COMPLEX_DTYPES)}"),
+            (self.min_unique_positions < 2, "min_unique_positions", "must be >= 2 (the seed plan's floor)"),
+            (self.min_subset < 1, "min_subset", "must be >= 1"),
+            (self.gridsize < 1, "gridsize", "must be >= 1"),
+        ]
+        for bad, key, problem in problems:
+            if bad:
+                raise PtychoError(where, problem, key=f"fixture.{key}")
+
+
+def sidecar_path(output: str | Path) -> Path:
+    """Where a fixture's sidecar lives when no path is given: beside it, with .json."""
+    return Path(output).with_suffix(".json")
+
+
+def select_indices(n_total: int, size: int, strategy: str) -> np.ndarray:
+    """Deterministic subset: `stratified` = evenly spaced over the scan order (first and last included,
+    integer arithmetic so no platform can round differently); `first` = the first `size`."""
+    if strategy == "first":
+        return np.arange(size, dtype=np.int64)
+    if strategy == "stratified":
+        if size == 1:
+            return np.zeros(1, dtype=np.int64)
+        i = np.arange(size, dtype=np.int64)
+        return (2 * i * (n_total - 1) + (size - 1)) // (2 * (size - 1))
+    raise PtychoError(None, f"strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
+
+
+def _coverage(sub: np.ndarray, full: np.ndarray) -> float:
+    span = float(np.ptp(full))
+    return float(np.ptp(sub) / span) if span > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class Fixture:
+    arrays: dict  # name -> array, exactly what the .npz holds
+    indices: np.ndarray
+    transformations: list[str]
+    coverage: dict
+    unique_positions: int
+
+
+def build_fixture(data: PtychoData, spec: FixtureSpec) -> Fixture:
+    """Cut the subset, convert dtypes, cut ground-truth patches; refuse what the criteria forbid."""
+    src = data.path
+    if spec.subset_size < spec.min_subset:
+        raise PtychoError(src, f"subset size {spec.subset_size} is below the minimum {spec.min_subset} (fixture.min_subset)")
+    if spec.subset_size > data.n:
+        raise PtychoError(src, f"subset size {spec.subset_size} exceeds the {data.n} patterns of the source")
+    if data.object is None:
+        raise PtychoError(src, "required to cut the ground-truth patches Y of the fixture", key="objectGuess")
+
+    idx = select_indices(data.n, spec.subset_size, spec.strategy)
+    x, y = data.xcoords[idx].astype(np.float64), data.ycoords[idx].astype(np.float64)
+    unique = len(np.unique(np.stack([y, x], axis=1), axis=0))
+    if unique < spec.min_unique_positions:
+        raise PtychoError(src, f"the {spec.strategy} subset of {spec.subset_size} has {unique} unique scan position(s), "
+                               f"fewer than {spec.min_unique_positions} (fixture.min_unique_positions)", key="xcoords/ycoords")
+    try:
+        make_groups(y, x, spec.gridsize, None, sampling="sequential", max_offset=data.frame_shape[0] / 2)
+    except PtychoError as exc:
+        raise PtychoError(src, f"subset cannot serve gridsize {spec.gridsize}: {exc.problem}", key="xcoords/ycoords") from None
+
+    fdt, cdt = np.dtype(spec.diffraction_dtype), np.dtype(spec.complex_dtype)
+    patches = extract_patches(data.object, y, x, data.frame_shape[0])
+    metadata = dict(data.metadata)
+    if "layout" in metadata:
+        metadata["layout"] = "NHW"
+    arrays = {
+        "diffraction": data.diffraction[idx].astype(fdt),
+        "probeGuess": data.probe.astype(cdt),
+        "objectGuess": data.object.astype(cdt),
+        "xcoords": x,
+        "ycoords": y,
+        "xcoords_start": data.xcoords_start[idx].astype(np.float64),
+        "ycoords_start": data.ycoords_start[idx].astype(np.float64),
+        "Y": patches.astype(cdt),
+        "metadata": np.array(json.dumps(metadata, sort_keys=True)),
+    }
+    transformations = [
+        f"diffraction: layout {data.layout.layout} -> NHW ({data.layout.evidence})",
+        f"subset: {spec.strategy} {spec.subset_size} of {data.n} patterns (indices in sidecar)",
+        f"diffraction: {data.diffraction.dtype} -> {fdt}",
+        f"probeGuess, objectGuess: {data.probe.dtype}, {data.object.dtype} -> {cdt}",
+        "xcoords, ycoords, xcoords_start, ycoords_start: subset, values unchanged (float64)",
+        f"Y: cut from objectGuess at the subset positions (geometry.extract_patches, Fourier sub-pixel shift), -> {cdt}",
+        "metadata: layout entry set to NHW" if "layout" in metadata else "metadata: carried unchanged",
+    ]
+    if data.extras:
+        transformations.append(f"dropped unknown keys: {', '.join(sorted(data.extras))}")
+    coverage = {"x": _coverage(x, data.xcoords), "y": _coverage(y, data.ycoords)}
+    return Fixture(arrays, idx, transformations, coverage, unique)
+
+
+def _git_commit() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "src"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def array_summary(arrays: dict) -> dict:
+    return {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in sorted(arrays.items())}
+
+
+def generate(
+    source: str | Path,
+    spec: FixtureSpec,
+    output: str | Path | None = None,
+    metadata_out: str | Path | None = None,
+    layout: str | None = None,
+) -> dict:
+    """Build the fixture from `source` and write it and its sidecar atomically. Returns the sidecar."""
+    started = time.perf_counter()
+    output = Path(output or spec.output)
+    metadata_out = Path(metadata_out or spec.sidecar or sidecar_path(output))
+    data = load_npz(source, layout=layout)
+    fixture = build_fixture(data, spec)
+    payload = npz_bytes(fixture.arrays)
+    digest = hashlib.sha256(payload).hexdigest()
+    sidecar = {
+        "version": FORMAT_VERSION,
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generator": {"module": __name__, "version": __version__, **_git_commit()},
+        "source": {"path": str(source), "sha256": sha256_file(source), "bytes": Path(source).stat().st_size,
+                   "n": data.n, "layout": data.layout.layout, "layout_evidence": data.layout.evidence},
+        "params": asdict(spec),
+        "subset": {"strategy": spec.strategy, "size": spec.subset_size, "indices": fixture.indices.tolist()},
+        "transformations": fixture.transformations,
+        "fixture": {"path": str(output), "sha256": digest, "bytes": len(payload)},
+        "arrays": array_summary(fixture.arrays),
+        "coverage": fixture.coverage,
+        "unique_positions": fixture.unique_positions,
+        "build_seconds": time.perf_counter() - started,
+    }
+    write_bytes(output, payload)
+    write_text(metadata_out, to_json(sidecar))
+    return sidecar
+
+
+def fixture_metrics(sidecar: dict) -> dict:
+    """metrics/fixture.json: what `dvc metrics diff` should show about the fixture."""
+    arrays = sidecar["arrays"]
+    return {
+        "sha256": sidecar["fixture"]["sha256"],
+        "bytes": sidecar["fixture"]["bytes"],
+        "canonical_bytes": sidecar["source"]["bytes"],
+        "canonical_n": sidecar["source"]["n"],
+        "size_ratio": sidecar["fixture"]["bytes"] / sidecar["source"]["bytes"],
+        "n": sidecar["subset"]["size"],
+        "shapes": {k: v["shape"] for k, v in arrays.items()},
+        "dtypes": {k: v["dtype"] for k, v in arrays.items()},
+        "coverage": sidecar["coverage"],
+        "unique_positions": sidecar["unique_positions"],
+        "build_seconds": sidecar["build_seconds"],
+    }
+
+
+def verify_fixture(path: str | Path, expected_sha256: str, what: str) -> None:
+    """Refuse a fixture whose bytes are not the ones recorded (corrupt cache, tampering)."""
+    if not Path(path).is_file():
+        raise PtychoError(path, "fixture not found (run `dvc pull` or `dvc repro make_fixture`)")
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise PtychoError(path, f"sha256 {actual[:16]}... does not match {expected_sha256[:16]}... recorded in {what}; "
+                                "the file was altered or corrupted (rebuild with `dvc repro -f -s make_fixture`)")

@@ -1,0 +1,98 @@
+"""The drift gate: compare workspace metrics with a git revision and fail on regressions.
+
+Rules (tolerances in params.yaml `drift:`): a runtime median rising by more than `runtime_rise`
+(relative), a quality figure dropping by more than `quality_drop` (absolute), or the fixture's sha256
+changing while no `fixture.*` parameter changed (the generator or its inputs drifted silently).
+Input is what `dvc metrics diff --json --all REV` and `dvc params diff --json REV` print.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ptychoreg.config import parse_section
+from ptychoreg.harness.dvc import dvc_json
+
+REGRESSION_METRICS = "metrics/regression.json"
+FIXTURE_METRICS = "metrics/fixture.json"
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    runtime_rise: float = 0.25
+    quality_drop: float = 0.05
+    runtime_metrics: list[str] = field(default_factory=lambda: ["train_s.median", "infer_s.median", "total_s.median"])
+    quality_metrics: list[str] = field(default_factory=lambda: ["quality.amplitude.ssim", "quality.phase.ssim"])
+
+    @classmethod
+    def from_params(cls, values: dict | None, where: str = "params.yaml") -> "DriftSettings":
+        return cls(**parse_section(cls, "drift", values, where))
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # "runtime", "quality" or "fixture"
+    metric: str
+    old: object
+    new: object
+    change: str
+    limit: str
+    ok: bool
+
+
+def _pair(diff: dict, path: str, key: str):
+    entry = diff.get(path, {}).get(key)
+    if not entry:
+        return None, None
+    return entry.get("old"), entry.get("new")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def evaluate(metrics_diff: dict, params_diff: dict, settings: DriftSettings) -> list[Finding]:
+    findings = []
+    for key in settings.runtime_metrics:
+        old, new = _pair(metrics_diff, REGRESSION_METRICS, key)
+        if not (_number(old) and _number(new)) or old <= 0:
+            findings.append(Finding("runtime", key, old, new, "not comparable", "", True))
+            continue
+        rise = (new - old) / old
+        findings.append(Finding("runtime", key, old, new, f"{100 * rise:+.1f} %",
+                                f"<= +{100 * settings.runtime_rise:.0f} %", rise <= settings.runtime_rise))
+    for key in settings.quality_metrics:
+        old, new = _pair(metrics_diff, REGRESSION_METRICS, key)
+        if not (_number(old) and _number(new)):
+            findings.append(Finding("quality", key, old, new, "not comparable", "", True))
+            continue
+        drop = old - new
+        findings.append(Finding("quality", key, old, new, f"{-drop:+.4f}",
+                                f"drop <= {settings.quality_drop:g}", drop <= settings.quality_drop))
+    old, new = _pair(metrics_diff, FIXTURE_METRICS, "sha256")
+    changed_params = sorted(k for k in params_diff.get("params.yaml", {}) if k.startswith("fixture."))
+    if old != new and old is not None and new is not None:
+        findings.append(Finding("fixture", "sha256", str(old)[:12], str(new)[:12], "changed",
+                                "only with fixture.* params", bool(changed_params)))
+    else:
+        findings.append(Finding("fixture", "sha256", str(old)[:12], str(new)[:12], "same", "", True))
+    return findings
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if _number(value) else str(value)
+
+
+def format_table(findings: list[Finding], runtime_warn_only: bool = False) -> str:
+    rows = [("rule", "metric", "old", "new", "change", "limit", "status")]
+    for f in findings:
+        status = "ok" if f.ok else ("WARN" if runtime_warn_only and f.rule == "runtime" else "FAIL")
+        rows.append((f.rule, f.metric, _fmt(f.old), _fmt(f.new), f.change, f.limit, status))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def collect(rev: str) -> tuple[dict, dict]:
+    """What DVC says changed between `rev` and the workspace: (metrics diff, params diff)."""
+    return dvc_json("metrics", "diff", "--all", rev), dvc_json("params", "diff", rev)

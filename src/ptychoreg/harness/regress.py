@@ -1,0 +1,156 @@
+"""The train-to-infer regression on the fixture (seed B3.B).
+
+Runs the real `train` and `infer` CLIs several times on the fixture, times them, and checks that the
+result is real: determinism across repeats, a falling loss, the stitcher's orientation, a reconstruction
+in the object frame with finite values, quality figures in their valid ranges. Any failed check fails
+the stage (and leaves the previous metrics in place).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ptychoreg.config import parse_section
+from ptychoreg.contract import load_npz
+from ptychoreg.errors import PtychoError
+from ptychoreg.fixture import verify_fixture
+from ptychoreg.geometry import stitch
+from ptychoreg.harness.runner import dir_bytes, run_train_infer, spread
+
+QUALITY_KEYS = ("correlation", "ssim", "psnr_db")
+ORIENTATION_TOLERANCE = 1e-4  # max |stitch(Y) - objectGuess| over the scanned region (complex64 rounding)
+
+
+@dataclass(frozen=True)
+class RegressSettings:
+    repeats: int = 5
+    max_epochs: int = 2
+    width: int = 8
+    batch_size: int = 16
+    gridsize: int = 1
+    n_groups: int | None = None  # None: every pattern of the fixture
+    threads: int = 1
+
+    @classmethod
+    def from_params(cls, values: dict | None, where: str = "params.yaml") -> "RegressSettings":
+        settings = cls(**parse_section(cls, "regress", values, where))
+        if settings.repeats < 1 or settings.max_epochs < 1 or settings.width < 1 or settings.threads < 1:
+            raise PtychoError(where, "repeats, max_epochs, width and threads must be >= 1", key="regress")
+        return settings
+
+
+def orientation_error(fixture_path: str | Path) -> float:
+    """Stitch the fixture's ground-truth patches Y; return the worst deviation from objectGuess."""
+    data = load_npz(fixture_path)
+    if data.patches is None or data.object is None:
+        raise PtychoError(fixture_path, "fixture lacks Y or objectGuess for the orientation check", key="Y")
+    size = data.frame_shape[0]
+    stitched = stitch(data.patches, data.ycoords, data.xcoords, data.object.shape, trusted=size // 2)
+    return float(np.abs(stitched.object - data.object)[stitched.mask].max())
+
+
+def _check_run(run_dir: Path, object_shape: tuple) -> dict:
+    """Read one run's outputs and check they are real; return the figures."""
+    history = json.loads((run_dir / "history.json").read_text())["epochs"]
+    quality = json.loads((run_dir / "quality.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with np.load(run_dir / "reconstruction.npz", allow_pickle=False) as recon:
+        obj, mask = recon["object"], recon["mask"]
+    return {
+        "sha256": summary["stitched_sha256"],
+        "first_loss": history[0]["train_loss"],
+        "last_loss": history[-1]["train_loss"],
+        "quality": quality,
+        "frame_ok": obj.shape == tuple(object_shape) and bool(mask.any()),
+        "finite_ok": bool(np.isfinite(obj).all()),
+        "bundle_bytes": (run_dir / "model.pt").stat().st_size,
+        "output_bytes": dir_bytes(run_dir),
+    }
+
+
+def _quality_ok(quality: dict) -> bool:
+    figures = [quality[part][k] for part in ("amplitude", "phase") for k in ("correlation", "ssim")]
+    return all(np.isfinite(v) and -1 <= v <= 1 for v in figures) and 0 <= quality["frc"]["mean"] <= 1
+
+
+def run_regression(
+    fixture: str,
+    expected_sha256: str,
+    settings: RegressSettings,
+    out_dir: Path,
+    params_path: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    verify_fixture(fixture, expected_sha256, "metrics/fixture.json")
+    data = load_npz(fixture)
+    n_groups = settings.n_groups or data.n
+    train_args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
+                  "--batch-size", str(settings.batch_size), "--gridsize", str(settings.gridsize),
+                  "--n-groups", str(n_groups)]
+    if params_path:
+        train_args += ["--params", params_path]
+    orientation = orientation_error(fixture)
+
+    runs, trains, infers = [], [], []
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        for repeat in range(settings.repeats):
+            run_dir = work / f"repeat{repeat}"
+            train, infer = run_train_infer(fixture, run_dir, train_args, [], settings.threads)
+            trains.append(train)
+            infers.append(infer)
+            runs.append(_check_run(run_dir, data.object.shape))
+            log(f"repeat {repeat + 1}/{settings.repeats}: train {train.seconds:.2f} s, infer {infer.seconds:.2f} s, "
+                f"peak RSS {max(train.peak_rss_mb, infer.peak_rss_mb):.0f} MB, sha256 {runs[-1]['sha256'][:12]}")
+        checks = {
+            "deterministic": len({r["sha256"] for r in runs}) == 1,
+            "loss_decreased": all(r["last_loss"] < r["first_loss"] for r in runs) if settings.max_epochs > 1 else True,
+            "orientation": orientation < ORIENTATION_TOLERANCE,
+            "object_frame": all(r["frame_ok"] for r in runs),
+            "finite": all(r["finite_ok"] for r in runs),
+            "quality_in_range": all(_quality_ok(r["quality"]) for r in runs),
+        }
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            kept = out_dir.with_name(out_dir.name + ".failed")
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.move(str(work), kept)
+            raise PtychoError(fixture, f"regression failed: {', '.join(failed)}; the runs are kept in {kept}")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.move(str(work / f"repeat{settings.repeats - 1}"), out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    last = runs[-1]
+
+    import torch
+
+    quality = {part: {k: last["quality"][part][k] for k in QUALITY_KEYS} for part in ("amplitude", "phase")}
+    quality["frc_mean"] = last["quality"]["frc"]["mean"]
+    return {
+        "settings": {**asdict(settings), "n_groups": n_groups},
+        "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
+                        "machine": platform.machine(), "threads": settings.threads},
+        "fixture_sha256": expected_sha256,
+        "train_s": spread([t.seconds for t in trains]),
+        "infer_s": spread([i.seconds for i in infers]),
+        "total_s": spread([t.seconds + i.seconds for t, i in zip(trains, infers)]),
+        "peak_rss_mb": {"train": max(t.peak_rss_mb for t in trains), "infer": max(i.peak_rss_mb for i in infers)},
+        "stitched_sha256": last["sha256"],
+        "distinct_outputs": len({r["sha256"] for r in runs}),
+        "loss": {"first": last["first_loss"], "last": last["last_loss"]},
+        "quality": quality,
+        "baseline_flat": {part: {k: last["quality"]["baseline_flat"][part][k] for k in QUALITY_KEYS}
+                          for part in ("amplitude", "phase")},
+        "orientation_max_error": orientation,
+        "artifacts": {"bundle_bytes": last["bundle_bytes"], "output_bytes": last["output_bytes"]},
+        "checks": checks,
+    }

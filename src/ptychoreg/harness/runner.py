@@ -1,0 +1,77 @@
+"""Run the workflow's CLIs as subprocesses, the way a user does, and measure each run.
+
+Each run gets a pinned thread count, CUDA hidden, and its own log file; wall time and the child's own
+peak RSS (os.wait4, not the max over all children) are recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ptychoreg.errors import PtychoError
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    command: str  # "train" or "infer"
+    seconds: float
+    peak_rss_mb: float
+    log: Path
+
+
+def cpu_env(threads: int) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONHASHSEED": "0",
+    })
+    return env
+
+
+def run_cli(command: str, args: list[str], log: Path, threads: int) -> RunRecord:
+    """Run `python -m ptychoreg.cli.<command> args`; raise PtychoError with the log's last line on failure."""
+    argv = [sys.executable, "-m", f"ptychoreg.cli.{command}", *args]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as sink:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=cpu_env(threads))
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        raise PtychoError(log, f"{command} exited {proc.returncode}: {lines[-1] if lines else 'no output'}")
+    # ru_maxrss is in KiB on Linux.
+    return RunRecord(command, seconds, usage.ru_maxrss / 1024, log)
+
+
+def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: list[str], threads: int) -> tuple[RunRecord, RunRecord]:
+    common = ["--accelerator", "cpu", "--threads", str(threads)]
+    train = run_cli("train", ["--data", data, "--output-dir", str(out), *common, *train_args], out / "train.log", threads)
+    infer = run_cli("infer", ["--model", str(out / "model.pt"), "--data", data, "--output-dir", str(out), *common, *infer_args],
+                    out / "infer.log", threads)
+    return train, infer
+
+
+def spread(values: list[float]) -> dict:
+    """Median with min, max and coefficient of variation (stdev / mean) of repeated measurements."""
+    mean = statistics.fmean(values)
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "cv": statistics.stdev(values) / mean if len(values) > 1 and mean > 0 else 0.0,
+        "n": len(values),
+    }
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

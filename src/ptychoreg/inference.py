@@ -1,0 +1,52 @@
+"""Inference: predict complex patches with a trained bundle and stitch them onto the object frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ptychoreg.contract import PtychoData
+from ptychoreg.dataset import batches, group_tensors
+from ptychoreg.errors import PtychoError
+from ptychoreg.geometry import Stitched, default_canvas_shape, stitch
+from ptychoreg.grouping import make_groups
+from ptychoreg.model.bundle import Bundle
+from ptychoreg.model.network import predict_patches, prediction_window
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    stitched: Stitched
+    positions: np.ndarray  # indices of the patterns whose patches were stitched, scan order
+
+
+def reconstruct(bundle: Bundle, data: PtychoData, n_groups: int | None = None, batch_size: int = 64) -> Reconstruction:
+    """Predict the first `n_groups` positions in scan order (all when None) and stitch them.
+
+    With gridsize > 1 each position seeds a group of its nearest neighbours; the seed's patch, made
+    consistent with its neighbours, is the one stitched.
+    """
+    model = bundle.model
+    size = model.size
+    if data.frame_shape != (size, size):
+        raise PtychoError(data.path, f"frames {data.frame_shape} do not match the model's {size}x{size}", key="diffraction")
+    groups = make_groups(
+        data.ycoords, data.xcoords, model.gridsize, n_groups,
+        neighbours=int(bundle.config["train"]["neighbours"]), sampling="sequential", max_offset=size / 2,
+    )
+    device = bundle.probe.device
+    tensors = group_tensors(data.diffraction, groups, bundle.norm_factor).to(device)
+    window = prediction_window(model).to(device)
+    patches = []
+    with torch.inference_mode():
+        for batch in batches(tensors, batch_size):
+            patches.append(predict_patches(model, batch.inputs, batch.offsets, window)[:, 0].cpu())
+    seeds = groups.indices[:, 0]
+    canvas = data.object.shape if data.object is not None else default_canvas_shape(data.ycoords, data.xcoords, size)
+    try:
+        stitched = stitch(torch.cat(patches).numpy(), data.ycoords[seeds], data.xcoords[seeds], canvas, trusted=size // 2)
+    except PtychoError as exc:
+        raise PtychoError(data.path, exc.problem, key="xcoords/ycoords") from None
+    return Reconstruction(stitched, seeds)

@@ -1,0 +1,1 @@
+"""The physics-informed network: architecture, differentiable forward model, and the model bundle."""

@@ -1,0 +1,121 @@
+"""Training: self-supervised through the physics (no ground truth is used), deterministic on CPU."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ptychoreg.config import Config, legacy_view
+from ptychoreg.contract import PtychoData
+from ptychoreg.dataset import GroupTensors, batches, group_tensors, intensity_scale, normalisation_factor, IntensityScale
+from ptychoreg.errors import PtychoError
+from ptychoreg.grouping import make_groups
+from ptychoreg.model.network import PtychoNet, predict_patches, prediction_window
+from ptychoreg.model.physics import forward_amplitude, loss_fn
+from ptychoreg.optim import Adam
+
+
+def select_device(accelerator: str) -> torch.device:
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    available = torch.cuda.is_available()
+    if accelerator == "cuda" and not available:
+        raise PtychoError(None, "--accelerator cuda: no CUDA device is available (use cpu or auto)")
+    return torch.device("cuda" if available else "cpu")
+
+
+def configure_runtime(seed: int, threads: int, device: torch.device) -> None:
+    """Seed torch, pin its threads, and demand deterministic kernels (strict on CPU)."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # Some CUDA kernels (nearest-upsample backward) have no deterministic version: warn there, not fail.
+    # The public torch.use_deterministic_algorithms also sets a flag in torch._inductor's config, and
+    # importing that compiler stack costs ~3 s of start-up on a 2-core CPU; nothing here compiles, so set
+    # the same switch the public function sets, directly.
+    torch._C._set_deterministic_algorithms(True, warn_only=device.type == "cuda")
+
+
+@dataclass
+class TrainResult:
+    model: PtychoNet
+    history: list[dict]
+    norm_factor: float
+    scale: IntensityScale
+    legacy: dict
+    n_groups: int
+    device: str
+
+
+def _mean_loss(model, tensors: GroupTensors, probe, window, config: Config, scale: float, batch_size: int) -> float:
+    model.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for batch in batches(tensors, batch_size):
+            amplitude = forward_amplitude(predict_patches(model, batch.inputs, batch.offsets, window), probe)
+            total += loss_fn(config.train.loss, amplitude, batch.measured, scale).item() * len(batch)
+    return total / len(tensors)
+
+
+def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = print) -> TrainResult:
+    device = select_device(config.train.accelerator)
+    configure_runtime(config.train.seed, config.train.threads, device)
+    size = data.frame_shape[0]
+    if data.frame_shape[0] != data.frame_shape[1]:
+        raise PtychoError(data.path, f"frames must be square, got {data.frame_shape}", key="diffraction")
+
+    groups = make_groups(
+        data.ycoords, data.xcoords, config.model.gridsize, config.train.n_groups,
+        neighbours=config.train.neighbours, sampling=config.train.group_sampling,
+        seed=config.train.seed, max_offset=size / 2,
+    )
+    norm_factor = normalisation_factor(data.diffraction)
+    scale = intensity_scale(data)
+    tensors = group_tensors(data.diffraction, groups, norm_factor)
+
+    generator = torch.Generator().manual_seed(config.train.seed)
+    order = torch.randperm(len(tensors), generator=generator)
+    n_val = int(len(tensors) * config.train.val_fraction)
+    train_set, val_set = tensors.subset(order[n_val:]).to(device), tensors.subset(order[:n_val]).to(device)
+
+    model = PtychoNet(size=size, gridsize=config.model.gridsize, width=config.model.width,
+                      probe_big=config.model.probe_big).to(device)
+    probe = torch.from_numpy(data.probe.astype(np.complex64)).to(device)
+    window = prediction_window(model).to(device)
+    optimiser = Adam(model.parameters(), lr=config.train.learning_rate)
+    log(
+        f"training on {data.path}: {groups.n_groups} groups of {groups.channels} ({len(train_set)} train, "
+        f"{len(val_set)} validation), {sum(p.numel() for p in model.parameters()):,} weights, "
+        f"loss {config.train.loss}, intensity scale {scale.value:.4g} ({scale.source}), device {device}"
+    )
+
+    history = []
+    for epoch in range(1, config.train.max_epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        total = 0.0
+        for batch in batches(train_set, config.train.batch_size, generator):
+            amplitude = forward_amplitude(predict_patches(model, batch.inputs, batch.offsets, window), probe)
+            loss = loss_fn(config.train.loss, amplitude, batch.measured, scale.value)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        train_loss = total / len(train_set)
+        if not math.isfinite(train_loss):
+            raise PtychoError(data.path, f"training diverged: loss {train_loss} at epoch {epoch}")
+        val_loss = _mean_loss(model, val_set, probe, window, config, scale.value, config.train.batch_size) if n_val else None
+        seconds = time.perf_counter() - started
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
+        val_text = f"  val {val_loss:.5g}" if val_loss is not None else ""
+        log(f"epoch {epoch:>3}/{config.train.max_epochs}  loss {train_loss:.5g}{val_text}  ({seconds:.2f} s)")
+
+    legacy = legacy_view(config, size, scale.nphotons, scale.value, groups.n_groups)
+    return TrainResult(model.cpu(), history, norm_factor, scale, legacy, groups.n_groups, str(device))

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from ptychoreg.errors import PtychoError
+from ptychoreg.fileio import atomic_path, npz_bytes, sha256_array, write_json, write_npz, write_text
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out.txt"
+    write_text(target, "good")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "good"
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_npz_bytes_are_deterministic_and_loadable(tmp_path):
+    arrays = {"b": np.arange(5, dtype=np.float32), "a": np.array("text")}
+    assert npz_bytes(arrays) == npz_bytes(dict(reversed(list(arrays.items()))))
+    write_npz(tmp_path / "x.npz", arrays)
+    with np.load(tmp_path / "x.npz", allow_pickle=False) as loaded:
+        np.testing.assert_array_equal(loaded["b"], arrays["b"])
+        assert str(loaded["a"]) == "text"
+
+
+def test_object_arrays_are_never_written():
+    with pytest.raises(PtychoError, match="object arrays"):
+        npz_bytes({"x": np.array([None, 1], dtype=object)})
+
+
+def test_unwritable_destination_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PtychoError, match="cannot write output folder"):
+        write_json(blocker / "sub" / "out.json", {})
+    with pytest.raises(PtychoError, match="is a directory"):
+        write_text(tmp_path, "x")
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    write_text(tmp_path / "p.txt", "x")
+    assert (tmp_path / "p.txt").stat().st_mode & 0o044  # readable by group/others under a usual umask
+
+
+def test_array_hash_covers_dtype_and_shape():
+    a = np.zeros(4, dtype=np.float32)
+    assert sha256_array(a) != sha256_array(a.reshape(2, 2)) != sha256_array(a.astype(np.float64))

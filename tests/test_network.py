@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ptychoreg.model.network import PtychoNet, predict_patches, prediction_window
+
+
+@pytest.mark.parametrize("gridsize", [1, 2])
+@pytest.mark.parametrize("probe_big", [True, False])
+def test_shapes_and_bounds(gridsize, probe_big):
+    torch.manual_seed(0)
+    model = PtychoNet(size=32, gridsize=gridsize, width=4, probe_big=probe_big)
+    x = torch.rand(3, gridsize**2, 32, 32)
+    out = model(x)
+    assert out.shape == (3, gridsize**2, 32, 32) and out.dtype == torch.complex64
+    amplitude, phase = out.abs(), out.angle()
+    assert amplitude.max() <= 1 and phase.abs().max() <= math.pi + 1e-6
+    if not probe_big:  # only the central N/2 is predicted; the rest is zero
+        assert amplitude[..., :8, :].abs().max() == 0 and amplitude[..., 8:24, 8:24].min() > 0
+    else:
+        assert amplitude.min() > 0
+
+
+def test_width_scales_weights():
+    small, large = PtychoNet(width=4), PtychoNet(width=8)
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert 3.5 < count(large) / count(small) < 4.1
+
+
+def test_prediction_window_covers_predicted_block():
+    big = prediction_window(PtychoNet(size=32, probe_big=True))
+    small = prediction_window(PtychoNet(size=32, probe_big=False))
+    assert (big > 0).all()
+    assert (small[8:24, 8:24] > 0).all() and small[:8].abs().max() == 0
+
+
+def test_gridsize_two_prediction_merges_members():
+    torch.manual_seed(0)
+    model = PtychoNet(size=32, gridsize=2, width=4)
+    x = torch.rand(2, 4, 32, 32)
+    offsets = torch.tensor([[[-2.0, -2], [2, -2], [-2, 2], [2, 2]]] * 2)
+    merged = predict_patches(model, x, offsets, prediction_window(model))
+    raw = model(x)
+    assert merged.shape == raw.shape and not torch.allclose(merged, raw)
+
+
+def test_rejects_sizes_the_pooling_cannot_halve():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        PtychoNet(size=20)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+
+from ptychoreg.quality import PSNR_CAP_DB, correlation, frc, quality_report, remove_global_phase, ssim
+
+
+def _object(seed=0, shape=(64, 64)):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    thickness = 0.5 + 0.3 * np.sin(yy / 4) * np.cos(xx / 5) + 0.05 * rng.standard_normal(shape)
+    return np.exp(-thickness) * np.exp(-2j * thickness)
+
+
+def test_truth_scores_perfectly_even_with_a_global_phase():
+    truth = _object()
+    mask = np.zeros(truth.shape, bool)
+    mask[8:56, 8:56] = True
+    report = quality_report(truth * np.exp(1j * 1.3), truth, mask)
+    np.testing.assert_allclose(report["global_phase_offset_rad"], 1.3, atol=1e-9)
+    for part in ("amplitude", "phase"):
+        np.testing.assert_allclose(report[part]["correlation"], 1, atol=1e-9)
+        np.testing.assert_allclose(report[part]["ssim"], 1, atol=1e-9)
+        assert report[part]["psnr_db"] == PSNR_CAP_DB
+    np.testing.assert_allclose(report["frc"]["mean"], 1, atol=1e-9)
+
+
+def test_flat_object_is_the_baseline_and_scores_low():
+    truth = _object()
+    mask = np.ones(truth.shape, bool)
+    flat = np.full(truth.shape, 0.6 + 0j)
+    report = quality_report(flat, truth, mask)
+    assert report["amplitude"]["correlation"] == 0.0
+    assert report["amplitude"]["ssim"] < 0.2
+    assert report["baseline_flat"]["amplitude"]["correlation"] == 0.0
+
+
+def test_noise_lowers_every_figure():
+    truth = _object()
+    mask = np.ones(truth.shape, bool)
+    rng = np.random.default_rng(1)
+    noisy = lambda s: truth + s * (rng.standard_normal(truth.shape) + 1j * rng.standard_normal(truth.shape))
+    mild, strong = quality_report(noisy(0.02), truth, mask), quality_report(noisy(0.2), truth, mask)
+    for part in ("amplitude", "phase"):
+        for key in ("correlation", "ssim", "psnr_db"):
+            assert strong[part][key] < mild[part][key]
+    assert strong["frc"]["mean"] < mild["frc"]["mean"]
+
+
+def test_phase_near_pi_does_not_wrap():
+    truth = np.exp(1j * np.linspace(3.0, 3.3, 64 * 64).reshape(64, 64))  # crosses +pi
+    report = quality_report(truth, truth, np.ones((64, 64), bool))
+    np.testing.assert_allclose(report["phase"]["correlation"], 1, atol=1e-9)
+
+
+def test_helpers():
+    a = np.arange(10.0)
+    assert correlation(a, 2 * a + 1) == 1.0 and correlation(a, np.ones(10)) == 0.0
+    img = _object().real
+    assert ssim(img, img, np.ones(img.shape, bool), 1.0) == 1.0
+    freq, curve = frc(_object(), _object())
+    assert freq[0] == 0 and np.allclose(curve, 1)
+    aligned, offset = remove_global_phase(np.exp(1j * 0.5) * np.ones((4, 4)), np.ones((4, 4)), np.ones((4, 4), bool))
+    np.testing.assert_allclose(aligned, 1)
