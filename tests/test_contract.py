@@ -136,7 +136,8 @@ def test_integer_counts_refused(synthetic):
 
 
 def test_complex_diffraction_refused(synthetic):
-    refused(synthetic(diffraction=synthetic_arrays()["diffraction"].astype(np.complex64)), "key 'diffraction'", "complex")
+    refused(synthetic(diffraction=synthetic_arrays()["diffraction"].astype(np.complex64)), "key 'diffraction'",
+            "complex values; expected real")
 
 
 def test_real_probe_refused(synthetic):
@@ -154,7 +155,7 @@ def test_pickled_object_array_refused(synthetic, tmp_path):
 def test_pickle_file_refused(tmp_path):
     path = tmp_path / "evil.npz"
     path.write_bytes(pickle.dumps({"diffraction": [1, 2, 3]}))
-    refused(path, "pickle")
+    refused(path, "is a Python pickle; refused")
 
 
 def test_truncated_file_refused(synthetic):

@@ -13,22 +13,21 @@ import pytest
 from conftest import ROOT
 from ptychoreg.harness.drift import DriftSettings, evaluate, format_table
 
-SETTINGS = DriftSettings(runtime_rise=0.25, quality_drop=0.05, runtime_metrics=["total_s.median"],
-                         quality_metrics=["quality.amplitude.ssim"])
+SETTINGS = DriftSettings(runtime_rise=0.25, quality_drop=0.05,
+                         runtime_metrics={"metrics/regression.json": ["total_s.median"]},
+                         quality_metrics={"metrics/quality.json": ["quality.amplitude.ssim"]})
 
 
 def diff(total=(8.0, 8.0), ssim=(0.5, 0.5), sha=("a", "a")):
     return {
-        "metrics/regression.json": {
-            "total_s.median": {"old": total[0], "new": total[1]},
-            "quality.amplitude.ssim": {"old": ssim[0], "new": ssim[1]},
-        },
+        "metrics/regression.json": {"total_s.median": {"old": total[0], "new": total[1]}},
+        "metrics/quality.json": {"quality.amplitude.ssim": {"old": ssim[0], "new": ssim[1]}},
         "metrics/fixture.json": {"sha256": {"old": sha[0], "new": sha[1]}},
     }
 
 
 def failing(findings):
-    return [f.metric for f in findings if not f.ok]
+    return [f.metric.split(":")[-1] for f in findings if not f.ok]
 
 
 def test_unchanged_metrics_pass():
@@ -63,7 +62,7 @@ def test_table_is_readable_and_warn_mode():
     findings = evaluate(diff(total=(8.0, 12.0)), {}, SETTINGS)
     table = format_table(findings)
     assert "FAIL" in table and "+50.0 %" in table and table.splitlines()[0].startswith("rule")
-    assert "WARN" in format_table(findings, runtime_warn_only=True)
+    assert "WARN" in format_table(findings, warn_only={"runtime"})
 
 
 @pytest.mark.slow
@@ -77,11 +76,12 @@ def test_gate_end_to_end_fails_on_doctored_metrics_and_passes_on_committed(tmp_p
     run(sys.executable, "-m", "dvc", "init", "-q")
     shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
     (repo / "metrics").mkdir()
-    for name in ("regression.json", "fixture.json"):
+    for name in ("regression.json", "fixture.json", "quality.json"):
         shutil.copy(ROOT / "metrics" / name, repo / "metrics" / name)
     (repo / "dvc.yaml").write_text(
         "stages:\n  s:\n    cmd: 'true'\n    params: [fixture]\n    metrics:\n"
-        "      - metrics/regression.json:\n          cache: false\n      - metrics/fixture.json:\n          cache: false\n")
+        "      - metrics/regression.json:\n          cache: false\n      - metrics/fixture.json:\n          cache: false\n"
+        "      - metrics/quality.json:\n          cache: false\n")
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline")
 
@@ -93,9 +93,12 @@ def test_gate_end_to_end_fails_on_doctored_metrics_and_passes_on_committed(tmp_p
 
     doctored = json.loads((repo / "metrics/regression.json").read_text())
     doctored["total_s"]["median"] *= 1.5
-    doctored["quality"]["amplitude"]["ssim"] -= 0.2
     (repo / "metrics/regression.json").write_text(json.dumps(doctored))
+    worse = json.loads((repo / "metrics/quality.json").read_text())
+    worse["quality"]["amplitude"]["correlation"] -= 0.2
+    (repo / "metrics/quality.json").write_text(json.dumps(worse))
     failed = gate()
     assert failed.returncode == 1
-    assert "total_s.median" in failed.stdout and "FAIL" in failed.stdout
+    assert "FAIL" in failed.stdout
+    assert "regression:total_s.median, quality:quality.amplitude.correlation" in failed.stderr
     assert "drifted beyond tolerance" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1

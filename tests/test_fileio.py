@@ -51,3 +51,12 @@ def test_outputs_get_normal_permissions(tmp_path):
 def test_array_hash_covers_dtype_and_shape():
     a = np.zeros(4, dtype=np.float32)
     assert sha256_array(a) != sha256_array(a.reshape(2, 2)) != sha256_array(a.astype(np.float64))
+
+
+def test_temporaries_of_killed_writers_are_removed(tmp_path):
+    dead = tmp_path / ".out.txt.999999999.abc.tmp"  # no such pid
+    alive = tmp_path / f".out.txt.{os.getpid()}.abc.tmp"  # a writer still running
+    dead.write_text("partial")
+    alive.write_text("partial")
+    write_text(tmp_path / "out.txt", "new")
+    assert not dead.exists() and alive.exists()

@@ -32,6 +32,7 @@ def test_flat_object_is_the_baseline_and_scores_low():
     report = quality_report(flat, truth, mask)
     assert report["amplitude"]["correlation"] == 0.0
     assert report["amplitude"]["ssim"] < 0.2
+    assert abs(report["frc"]["mean"]) < 0.05  # the region outline alone must not correlate
     assert report["baseline_flat"]["amplitude"]["correlation"] == 0.0
 
 

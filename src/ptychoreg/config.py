@@ -73,6 +73,11 @@ def _coerce(where: str, key: str, value, annotation):
         if not isinstance(value, list) or not value:
             raise PtychoError(where, f"expected a non-empty list, got {value!r}", key=key)
         return [_coerce(where, key, v, item) for v in value]
+    if typing.get_origin(annotation) is dict:
+        key_type, item = typing.get_args(annotation)
+        if not isinstance(value, dict):
+            raise PtychoError(where, f"expected a mapping, got {value!r}", key=key)
+        return {_coerce(where, key, k, key_type): _coerce(where, f"{key}.{k}", v, item) for k, v in value.items()}
     allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
     if value is None and type(None) in allowed:
         return None

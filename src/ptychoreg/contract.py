@@ -242,8 +242,8 @@ def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
             raise _fail(path, key, "required key missing")
 
     raw = arrays["diffraction"]
-    if raw.ndim != 3:
-        raise _fail(path, "diffraction", f"expected 3 dimensions (N,H,W) or (H,W,N), got shape {raw.shape}")
+    if raw.size == 0:
+        raise _fail(path, "diffraction", f"empty array of shape {raw.shape}")
     _check_real_float(path, "diffraction", raw, "amplitude (sqrt of intensity)")
     _check_finite(path, "diffraction", raw)
     if raw.min() < 0:

@@ -112,8 +112,11 @@ def quality_report(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dic
     ph_p = ph_t + np.angle(aligned * np.conj(truth))
     report = _figures(np.abs(aligned), amp_t, ph_p, ph_t, mask)
 
+    # FRC of the mean-removed objects inside the region: otherwise the shared region outline alone
+    # correlates, and even a flat object would score high.
     box = _bounding_box(mask)
-    freq, curve = frc(np.where(mask, aligned, 0)[box], np.where(mask, truth, 0)[box])
+    centred = lambda image: np.where(mask, image - image[mask].mean(), 0)[box]
+    freq, curve = frc(centred(aligned), centred(truth))
     below = np.flatnonzero(curve[1:] < 0.5)
     report["frc"] = {
         "mean": float(curve[1:].mean()),

@@ -40,6 +40,19 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+def entry_points(name: str, body: Callable[[list[str] | None], int | None]):
+    """(main, cli) for a command: `main(argv)` returns the exit code (tests call it in process);
+    `cli()` is the console-script and `python -m` entry, which exits without teardown."""
+
+    def main(argv: list[str] | None = None) -> int:
+        return run(name, body, argv)
+
+    def cli() -> None:
+        exit_now(main())
+
+    return main, cli
+
+
 def add_params_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default=None,
                         help="params.yaml to read defaults from (default: ./params.yaml when it exists)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.cli._common import exit_now, log, run
+from ptychoreg.cli._common import entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,13 +27,7 @@ def _main(argv):
     return 0
 
 
-def main(argv=None) -> int:
-    return run("ptycho-history", _main, argv)
-
-
-def cli() -> None:
-    """Console-script and `python -m` entry point."""
-    exit_now(main())
+main, cli = entry_points("ptycho-history", _main)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from ptychoreg.cli._common import exit_now, add_params_arg, hide_cuda_unless, load_params, log, run
+from ptychoreg.cli._common import add_params_arg, entry_points, hide_cuda_unless, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,6 +39,13 @@ def _main(argv: list[str] | None) -> int:
 
     from ptychoreg.config import build_config
     from ptychoreg.contract import load_npz
+
+    params, params_source = load_params(args.params)
+    keys = ("n_groups", "batch_size", "threads", "accelerator")
+    config = build_config(params, {"infer": {k: getattr(args, k) for k in keys}}, where=params_source).infer
+    data = load_npz(args.data, layout=args.layout)
+
+    # torch only now: bad parameters and bad data are refused in a fraction of a second.
     from ptychoreg.fileio import sha256_array, write_json, write_npz
     from ptychoreg.inference import reconstruct
     from ptychoreg.model.bundle import load_bundle
@@ -46,13 +53,9 @@ def _main(argv: list[str] | None) -> int:
     from ptychoreg.quality import quality_report, remove_global_phase
     from ptychoreg.training import configure_runtime, select_device
 
-    params, params_source = load_params(args.params)
-    keys = ("n_groups", "batch_size", "threads", "accelerator")
-    config = build_config(params, {"infer": {k: getattr(args, k) for k in keys}}, where=params_source).infer
     device = select_device(config.accelerator)
     configure_runtime(0, config.threads, device)
     bundle = load_bundle(args.model, device)
-    data = load_npz(args.data, layout=args.layout)
     result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size)
     obj, mask = result.stitched.object, result.stitched.mask
 
@@ -96,13 +99,7 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run("ptycho-infer", _main, argv)
-
-
-def cli() -> None:
-    """Console-script and `python -m` entry point."""
-    exit_now(main())
+main, cli = entry_points("ptycho-infer", _main)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.cli._common import exit_now, EXIT_ERROR, add_params_arg, load_params, log, run
+from ptychoreg.cli._common import EXIT_ERROR, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,13 +43,7 @@ def _main(argv):
     return 0
 
 
-def main(argv=None) -> int:
-    return run("ptycho-profile", _main, argv)
-
-
-def cli() -> None:
-    """Console-script and `python -m` entry point."""
-    exit_now(main())
+main, cli = entry_points("ptycho-profile", _main)
 
 
 if __name__ == "__main__":

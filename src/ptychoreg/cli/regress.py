@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.cli._common import exit_now, add_params_arg, load_params, log, run
+from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,13 +50,7 @@ def _main(argv):
     return 0
 
 
-def main(argv=None) -> int:
-    return run("ptycho-regress", _main, argv)
-
-
-def cli() -> None:
-    """Console-script and `python -m` entry point."""
-    exit_now(main())
+main, cli = entry_points("ptycho-regress", _main)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.cli._common import exit_now, log, run
+from ptychoreg.cli._common import entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -13,6 +13,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fixture-metrics", default="metrics/fixture.json")
     p.add_argument("--regression-metrics", default="metrics/regression.json")
     p.add_argument("--sensitivity-metrics", default="metrics/sensitivity.json")
+    p.add_argument("--quality-metrics", default="metrics/quality.json")
     p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
     p.add_argument("--fixture-notes", default="reports/fixture.md")
     p.add_argument("--regression-report", default="reports/regression.md")
@@ -34,20 +35,15 @@ def _main(argv):
         except (OSError, ValueError) as exc:
             raise PtychoError(path, f"cannot read metrics ({exc})") from None
 
-    fixture, regression, sensitivity = (read(p) for p in (args.fixture_metrics, args.regression_metrics, args.sensitivity_metrics))
+    fixture, regression, sensitivity, quality = (read(p) for p in (
+        args.fixture_metrics, args.regression_metrics, args.sensitivity_metrics, args.quality_metrics))
     write_text(args.fixture_notes, fixture_notes(fixture, regression, sensitivity, args.fixture))
-    write_text(args.regression_report, regression_report(regression, sensitivity))
+    write_text(args.regression_report, regression_report(regression, sensitivity, quality))
     log(f"wrote {args.fixture_notes} and {args.regression_report}")
     return 0
 
 
-def main(argv=None) -> int:
-    return run("ptycho-report", _main, argv)
-
-
-def cli() -> None:
-    """Console-script and `python -m` entry point."""
-    exit_now(main())
+main, cli = entry_points("ptycho-report", _main)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from ptychoreg.cli._common import exit_now, add_params_arg, hide_cuda_unless, load_params, log, run
+from ptychoreg.cli._common import add_params_arg, entry_points, hide_cuda_unless, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,10 +48,6 @@ def _main(argv: list[str] | None) -> int:
 
     from ptychoreg.config import build_config
     from ptychoreg.contract import load_npz
-    from ptychoreg.fileio import write_json
-    from ptychoreg.model.bundle import save_bundle
-    from ptychoreg.plots import line_chart_png
-    from ptychoreg.training import train_model
 
     params, params_source = load_params(args.params)
     train_keys = ("max_epochs", "n_groups", "batch_size", "seed", "learning_rate", "loss", "neighbours",
@@ -62,6 +58,13 @@ def _main(argv: list[str] | None) -> int:
     }
     config = build_config(params, overrides, where=params_source)
     data = load_npz(args.data, layout=args.layout)
+
+    # torch only now: bad parameters and bad data are refused in a fraction of a second.
+    from ptychoreg.fileio import write_json
+    from ptychoreg.model.bundle import save_bundle
+    from ptychoreg.plots import line_chart_png
+    from ptychoreg.training import train_model
+
     result = train_model(config, data, log=log)
 
     out = Path(args.output_dir)
@@ -83,13 +86,7 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run("ptycho-train", _main, argv)
-
-
-def cli() -> None:
-    """Console-script and `python -m` entry point."""
-    exit_now(main())
+main, cli = entry_points("ptycho-train", _main)
 
 
 if __name__ == "__main__":

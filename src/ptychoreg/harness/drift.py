@@ -1,20 +1,21 @@
 """The drift gate: compare workspace metrics with a git revision and fail on regressions.
 
-Rules (tolerances in params.yaml `drift:`): a runtime median rising by more than `runtime_rise`
-(relative), a quality figure dropping by more than `quality_drop` (absolute), or the fixture's sha256
-changing while no `fixture.*` parameter changed (the generator or its inputs drifted silently).
+Rules (tolerances in params.yaml `drift:`): a runtime rising by more than `runtime_rise` (relative), a
+quality figure dropping by more than `quality_drop` (absolute), or the fixture's sha256 changing while
+no `fixture.*` parameter changed (the generator or its inputs drifted silently). Which figures count is
+configured per metrics file.
 Input is what `dvc metrics diff --json --all REV` and `dvc params diff --json REV` print.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from ptychoreg.config import parse_section
 from ptychoreg.harness.dvc import dvc_json
 
-REGRESSION_METRICS = "metrics/regression.json"
 FIXTURE_METRICS = "metrics/fixture.json"
 
 
@@ -22,8 +23,11 @@ FIXTURE_METRICS = "metrics/fixture.json"
 class DriftSettings:
     runtime_rise: float = 0.25
     quality_drop: float = 0.05
-    runtime_metrics: list[str] = field(default_factory=lambda: ["train_s.median", "infer_s.median", "total_s.median"])
-    quality_metrics: list[str] = field(default_factory=lambda: ["quality.amplitude.ssim", "quality.phase.ssim"])
+    # metrics file -> dotted keys inside it
+    runtime_metrics: dict[str, list[str]] = field(
+        default_factory=lambda: {"metrics/regression.json": ["train_s.median", "infer_s.median", "total_s.median"]})
+    quality_metrics: dict[str, list[str]] = field(
+        default_factory=lambda: {"metrics/quality.json": ["quality.amplitude.correlation", "quality.phase.correlation"]})
 
     @classmethod
     def from_params(cls, values: dict | None, where: str = "params.yaml") -> "DriftSettings":
@@ -54,22 +58,26 @@ def _number(value) -> bool:
 
 def evaluate(metrics_diff: dict, params_diff: dict, settings: DriftSettings) -> list[Finding]:
     findings = []
-    for key in settings.runtime_metrics:
-        old, new = _pair(metrics_diff, REGRESSION_METRICS, key)
-        if not (_number(old) and _number(new)) or old <= 0:
-            findings.append(Finding("runtime", key, old, new, "not comparable", "", True))
-            continue
-        rise = (new - old) / old
-        findings.append(Finding("runtime", key, old, new, f"{100 * rise:+.1f} %",
-                                f"<= +{100 * settings.runtime_rise:.0f} %", rise <= settings.runtime_rise))
-    for key in settings.quality_metrics:
-        old, new = _pair(metrics_diff, REGRESSION_METRICS, key)
-        if not (_number(old) and _number(new)):
-            findings.append(Finding("quality", key, old, new, "not comparable", "", True))
-            continue
-        drop = old - new
-        findings.append(Finding("quality", key, old, new, f"{-drop:+.4f}",
-                                f"drop <= {settings.quality_drop:g}", drop <= settings.quality_drop))
+    for path, keys in settings.runtime_metrics.items():
+        for key in keys:
+            name = f"{Path(path).stem}:{key}"
+            old, new = _pair(metrics_diff, path, key)
+            if not (_number(old) and _number(new)) or old <= 0:
+                findings.append(Finding("runtime", name, old, new, "not comparable", "", True))
+                continue
+            rise = (new - old) / old
+            findings.append(Finding("runtime", name, old, new, f"{100 * rise:+.1f} %",
+                                    f"<= +{100 * settings.runtime_rise:.0f} %", rise <= settings.runtime_rise))
+    for path, keys in settings.quality_metrics.items():
+        for key in keys:
+            name = f"{Path(path).stem}:{key}"
+            old, new = _pair(metrics_diff, path, key)
+            if not (_number(old) and _number(new)):
+                findings.append(Finding("quality", name, old, new, "not comparable", "", True))
+                continue
+            drop = old - new
+            findings.append(Finding("quality", name, old, new, f"{-drop:+.4f}",
+                                    f"drop <= {settings.quality_drop:g}", drop <= settings.quality_drop))
     old, new = _pair(metrics_diff, FIXTURE_METRICS, "sha256")
     changed_params = sorted(k for k in params_diff.get("params.yaml", {}) if k.startswith("fixture."))
     if old != new and old is not None and new is not None:
@@ -84,10 +92,11 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if _number(value) else str(value)
 
 
-def format_table(findings: list[Finding], runtime_warn_only: bool = False) -> str:
+def format_table(findings: list[Finding], warn_only: set[str] = frozenset()) -> str:
+    """The findings as an aligned text table; rules in `warn_only` show WARN instead of FAIL."""
     rows = [("rule", "metric", "old", "new", "change", "limit", "status")]
     for f in findings:
-        status = "ok" if f.ok else ("WARN" if runtime_warn_only and f.rule == "runtime" else "FAIL")
+        status = "ok" if f.ok else ("WARN" if f.rule in warn_only else "FAIL")
         rows.append((f.rule, f.metric, _fmt(f.old), _fmt(f.new), f.change, f.limit, status))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

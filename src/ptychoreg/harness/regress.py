@@ -9,9 +9,9 @@ the stage (and leaves the previous metrics in place).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,7 +23,7 @@ from ptychoreg.contract import load_npz
 from ptychoreg.errors import PtychoError
 from ptychoreg.fixture import verify_fixture
 from ptychoreg.geometry import stitch
-from ptychoreg.harness.runner import dir_bytes, run_train_infer, spread
+from ptychoreg.harness.runner import dir_bytes, run_train_infer, spread, staged_output_dir
 
 QUALITY_KEYS = ("correlation", "ssim", "psnr_db")
 ORIENTATION_TOLERANCE = 1e-4  # max |stitch(Y) - objectGuess| over the scanned region (complex64 rounding)
@@ -100,9 +100,7 @@ def run_regression(
     orientation = orientation_error(fixture)
 
     runs, trains, infers = [], [], []
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with staged_output_dir(out_dir) as work:
         for repeat in range(settings.repeats):
             run_dir = work / f"repeat{repeat}"
             train, infer = run_train_infer(fixture, run_dir, train_args, [], settings.threads)
@@ -121,14 +119,13 @@ def run_regression(
         }
         failed = [name for name, ok in checks.items() if not ok]
         if failed:
-            kept = out_dir.with_name(out_dir.name + ".failed")
-            shutil.rmtree(kept, ignore_errors=True)
-            shutil.move(str(work), kept)
-            raise PtychoError(fixture, f"regression failed: {', '.join(failed)}; the runs are kept in {kept}")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        shutil.move(str(work / f"repeat{settings.repeats - 1}"), out_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            raise PtychoError(fixture, f"regression failed: {', '.join(failed)}; the runs are kept in {out_dir}.failed")
+        # Keep the last repeat's outputs; the others served their purpose (timing, determinism).
+        last_dir = work / f"repeat{settings.repeats - 1}"
+        for item in last_dir.iterdir():
+            os.replace(item, work / item.name)
+        for repeat in range(settings.repeats):
+            shutil.rmtree(work / f"repeat{repeat}")
     last = runs[-1]
 
     import torch

@@ -6,13 +6,17 @@ peak RSS (os.wait4, not the max over all children) are recorded.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ptychoreg.errors import PtychoError
 
@@ -36,13 +40,20 @@ def cpu_env(threads: int) -> dict:
     return env
 
 
-def run_cli(command: str, args: list[str], log: Path, threads: int) -> RunRecord:
-    """Run `python -m ptychoreg.cli.<command> args`; raise PtychoError with the log's last line on failure."""
+def run_cli(command: str, args: list[str], log: Path, threads: int, echo: bool = False) -> RunRecord:
+    """Run `python -m ptychoreg.cli.<command> args` with its output in `log` (and on our stdout when
+    `echo`, for long runs a person watches); raise PtychoError with the log's last line on failure."""
     argv = [sys.executable, "-m", f"ptychoreg.cli.{command}", *args]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as sink:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=cpu_env(threads))
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE if echo else sink, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=cpu_env(threads))
+        if echo:
+            for line in proc.stdout:
+                sink.write(line)
+                sys.stdout.write(f"  {command}: {line.decode(errors='replace')}")
+                sys.stdout.flush()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -53,11 +64,12 @@ def run_cli(command: str, args: list[str], log: Path, threads: int) -> RunRecord
     return RunRecord(command, seconds, usage.ru_maxrss / 1024, log)
 
 
-def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: list[str], threads: int) -> tuple[RunRecord, RunRecord]:
+def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: list[str], threads: int,
+                    echo: bool = False) -> tuple[RunRecord, RunRecord]:
     common = ["--accelerator", "cpu", "--threads", str(threads)]
-    train = run_cli("train", ["--data", data, "--output-dir", str(out), *common, *train_args], out / "train.log", threads)
+    train = run_cli("train", ["--data", data, "--output-dir", str(out), *common, *train_args], out / "train.log", threads, echo)
     infer = run_cli("infer", ["--model", str(out / "model.pt"), "--data", data, "--output-dir", str(out), *common, *infer_args],
-                    out / "infer.log", threads)
+                    out / "infer.log", threads, echo)
     return train, infer
 
 
@@ -75,3 +87,23 @@ def spread(values: list[float]) -> dict:
 
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+@contextlib.contextmanager
+def staged_output_dir(out: Path) -> Iterator[Path]:
+    """A scratch folder beside `out`: on success it replaces `out`; on failure `out` is left as it was
+    and the scratch folder is kept as `<out>.failed` for inspection."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        yield work
+    except BaseException:
+        failed = out.with_name(out.name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        shutil.move(str(work), failed)
+        raise
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

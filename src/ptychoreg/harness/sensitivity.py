@@ -6,6 +6,7 @@ reference run on every pattern, which is what the fixture saves us from.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -42,7 +43,7 @@ def _cell(data: str, epochs: int, n_images: int | None, settings: SensitivitySet
         infer_args += ["--n-groups", str(n_images)]
     if params_path:
         train_args += ["--params", params_path]
-    trains, infers, sizes = [], [], {}
+    trains, infers, sizes, hashes = [], [], {}, set()
     for repeat in range(settings.repeats):
         out = work / f"e{epochs}-n{n_images}-r{repeat}"
         train, infer = run_train_infer(data, out, train_args, infer_args, settings.threads)
@@ -54,6 +55,7 @@ def _cell(data: str, epochs: int, n_images: int | None, settings: SensitivitySet
             "png_bytes": sum(p.stat().st_size for p in out.glob("*.png")),
             "total_bytes": dir_bytes(out),
         }
+        hashes.add(json.loads((out / "summary.json").read_text())["stitched_sha256"])
         shutil.rmtree(out)
     return {
         "max_epochs": epochs,
@@ -62,6 +64,9 @@ def _cell(data: str, epochs: int, n_images: int | None, settings: SensitivitySet
         "infer_s": spread(infers),
         "total_s": spread([t + i for t, i in zip(trains, infers)]),
         "artifacts": sizes,
+        # The CPU result's fingerprint: the same on every run here; compare it across machines.
+        "stitched_sha256": sorted(hashes)[0],
+        "deterministic": len(hashes) == 1,
     }
 
 
