@@ -83,7 +83,6 @@ def test_subset_size_refusals(synthetic, tmp_path, changes, fragment):
 
 
 def test_identical_positions_refused(synthetic, tmp_path):
-    arrays = synthetic_arrays(n=36)
     same = np.full(36, 12.0)
     with pytest.raises(PtychoError, match="1 unique scan position"):
         generate(synthetic(n=36, xcoords=same, ycoords=same), spec(tmp_path))

@@ -6,6 +6,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -119,3 +120,25 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
 
     legacy = legacy_view(config, size, scale.nphotons, scale.value, groups.n_groups)
     return TrainResult(model.cpu(), history, norm_factor, scale, legacy, groups.n_groups, str(device))
+
+
+def save_training(out: Path, result: TrainResult, config: Config, data: PtychoData) -> None:
+    """Write the model bundle (model.pt), the loss history (history.json) and loss_curve.png."""
+    from ptychoreg.fileio import write_json
+    from ptychoreg.model.bundle import save_bundle
+    from ptychoreg.plots import line_chart_png
+
+    save_bundle(
+        out / "model.pt", result.model, data.probe, config=config.to_dict(), legacy=result.legacy,
+        norm_factor=result.norm_factor, intensity_scale=result.scale.value,
+        extra={"training": {"data": data.path, "n_groups": result.n_groups, "device": result.device,
+                            "intensity_scale_source": result.scale.source}},
+    )
+    write_json(out / "history.json", {"loss": config.train.loss, "epochs": result.history})
+    epochs = [h["epoch"] for h in result.history]
+    line_chart_png(
+        out / "loss_curve.png",
+        {"train": (epochs, [h["train_loss"] for h in result.history]),
+         "validation": (epochs, [h["val_loss"] for h in result.history])},
+        title=f"training loss ({config.train.loss})", xlabel="epoch", ylabel="loss per pixel",
+    )

@@ -7,7 +7,6 @@ written atomically; a refused or failed run leaves any previous fixture untouche
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
 

@@ -4,7 +4,6 @@ beats a flat object (the `quality` stage). Writes --metrics-out and the plots to
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
 

@@ -7,7 +7,6 @@ checks the results are real, and writes --metrics-out plus the last run's plots 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
 

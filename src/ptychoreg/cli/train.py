@@ -6,7 +6,6 @@ Outputs in --output-dir: model.pt (the bundle), history.json (loss per epoch), l
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from ptychoreg.cli._common import add_params_arg, entry_points, hide_cuda_unless, load_params, log
@@ -60,28 +59,11 @@ def _main(argv: list[str] | None) -> int:
     data = load_npz(args.data, layout=args.layout)
 
     # torch only now: bad parameters and bad data are refused in a fraction of a second.
-    from ptychoreg.fileio import write_json
-    from ptychoreg.model.bundle import save_bundle
-    from ptychoreg.plots import line_chart_png
-    from ptychoreg.training import train_model
+    from ptychoreg.training import save_training, train_model
 
     result = train_model(config, data, log=log)
-
     out = Path(args.output_dir)
-    save_bundle(
-        out / "model.pt", result.model, data.probe, config=config.to_dict(), legacy=result.legacy,
-        norm_factor=result.norm_factor, intensity_scale=result.scale.value,
-        extra={"training": {"data": str(args.data), "n_groups": result.n_groups, "device": result.device,
-                            "intensity_scale_source": result.scale.source}},
-    )
-    epochs = [h["epoch"] for h in result.history]
-    write_json(out / "history.json", {"loss": config.train.loss, "epochs": result.history})
-    line_chart_png(
-        out / "loss_curve.png",
-        {"train": (epochs, [h["train_loss"] for h in result.history]),
-         "validation": (epochs, [h["val_loss"] for h in result.history])},
-        title=f"training loss ({config.train.loss})", xlabel="epoch", ylabel="loss per pixel",
-    )
+    save_training(out, result, config, data)
     log(f"wrote {out / 'model.pt'}, history.json, loss_curve.png in {time.perf_counter() - started:.2f} s")
     return 0
 
