@@ -127,3 +127,16 @@ def quality_report(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dic
     report["global_phase_offset_rad"] = offset
     report["region_pixels"] = int(mask.sum())
     return report
+
+
+HEADLINE_FIGURES = ("correlation", "ssim", "psnr_db")
+
+
+def headline(report: dict) -> dict:
+    """The figures metrics/ records from a `quality_report`: per part correlation, SSIM and PSNR plus
+    the FRC mean, and the same figures of the flat-object baseline."""
+    parts = ("amplitude", "phase")
+    quality = {part: {k: report[part][k] for k in HEADLINE_FIGURES} for part in parts}
+    quality["frc_mean"] = report["frc"]["mean"]
+    baseline = {part: {k: report["baseline_flat"][part][k] for k in HEADLINE_FIGURES} for part in parts}
+    return {"quality": quality, "baseline_flat": baseline}

@@ -22,15 +22,15 @@ def _main(argv):
     args = parser().parse_args(argv)
     from pathlib import Path
 
-    from ptychoreg.fileio import write_bytes, write_json
+    from ptychoreg.fileio import write_json
     from ptychoreg.harness.quality import QualitySettings, run_quality
+    from ptychoreg.harness.runner import publish_plots
 
     params, source = load_params(args.params)
     settings = QualitySettings.from_params(params.get("quality"), where=source)
     out = Path(args.out_dir)
     metrics = run_quality(args.data, settings, out, params_path=args.params, log=log)
-    for name in ("loss_curve.png", "amplitude.png", "phase.png"):
-        write_bytes(Path(args.plots_dir) / name, (out / name).read_bytes())
+    publish_plots(out, Path(args.plots_dir))
     write_json(args.metrics_out, metrics)
     q, b = metrics["quality"], metrics["baseline_flat"]
     log(f"quality: amplitude corr {q['amplitude']['correlation']:.3f} ssim {q['amplitude']['ssim']:.3f} "

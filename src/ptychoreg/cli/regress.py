@@ -28,8 +28,9 @@ def _main(argv):
     from pathlib import Path
 
     from ptychoreg.errors import PtychoError
-    from ptychoreg.fileio import write_bytes, write_json
+    from ptychoreg.fileio import write_json
     from ptychoreg.harness.regress import RegressSettings, run_regression
+    from ptychoreg.harness.runner import publish_plots
 
     params, source = load_params(args.params)
     settings = RegressSettings.from_params(params.get("regress"), where=source)
@@ -39,8 +40,7 @@ def _main(argv):
         raise PtychoError(args.fixture_metrics, f"cannot read the fixture's recorded sha256 ({exc})") from None
     out = Path(args.out_dir)
     metrics = run_regression(args.fixture, expected, settings, out, params_path=args.params, log=log)
-    for name in ("loss_curve.png", "amplitude.png", "phase.png"):
-        write_bytes(Path(args.plots_dir) / name, (out / name).read_bytes())
+    publish_plots(out, Path(args.plots_dir))
     write_json(args.metrics_out, metrics)
     t = metrics["total_s"]
     log(f"regression passed: total {t['median']:.2f} s median (min {t['min']:.2f}, max {t['max']:.2f}, "

@@ -15,8 +15,7 @@ from typing import Callable
 from ptychoreg.config import parse_section
 from ptychoreg.errors import PtychoError
 from ptychoreg.harness.runner import run_train_infer, staged_output_dir
-
-FIGURES = ("correlation", "ssim", "psnr_db")
+from ptychoreg.quality import headline
 
 
 @dataclass(frozen=True)
@@ -60,9 +59,8 @@ def run_quality(data: str, settings: QualitySettings, out: Path, params_path: st
 
 
 def _metrics(data: str, settings: QualitySettings, train_s: float, infer_s: float, history: list, report: dict) -> dict:
-    quality = {part: {k: report[part][k] for k in FIGURES} for part in ("amplitude", "phase")}
-    baseline = {part: {k: report["baseline_flat"][part][k] for k in FIGURES} for part in ("amplitude", "phase")}
-    quality["frc_mean"] = report["frc"]["mean"]
+    figures = headline(report)
+    quality, baseline = figures["quality"], figures["baseline_flat"]
     checks = {f"{part}_correlation_above_floor": quality[part]["correlation"] >= settings.min_correlation
               for part in ("amplitude", "phase")}
     checks.update({f"{part}_ssim_beats_flat": quality[part]["ssim"] > baseline[part]["ssim"] for part in ("amplitude", "phase")})
@@ -74,7 +72,6 @@ def _metrics(data: str, settings: QualitySettings, train_s: float, infer_s: floa
         "infer_s": infer_s,
         "loss": {"first": history[0]["train_loss"], "last": history[-1]["train_loss"],
                  "val_last": history[-1]["val_loss"]},
-        "quality": quality,
-        "baseline_flat": baseline,
+        **figures,
         "checks": checks,
     }

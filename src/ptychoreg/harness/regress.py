@@ -23,9 +23,14 @@ from ptychoreg.contract import load_npz
 from ptychoreg.errors import PtychoError
 from ptychoreg.fixture import verify_fixture
 from ptychoreg.geometry import stitch
-from ptychoreg.harness.runner import dir_bytes, run_train_infer, spread, staged_output_dir
+from ptychoreg.harness.runner import (
+    dir_bytes,
+    run_train_infer,
+    spread,
+    staged_output_dir,
+)
+from ptychoreg.quality import headline
 
-QUALITY_KEYS = ("correlation", "ssim", "psnr_db")
 ORIENTATION_TOLERANCE = 1e-4  # max |stitch(Y) - objectGuess| over the scanned region (complex64 rounding)
 
 
@@ -130,8 +135,6 @@ def run_regression(
 
     import torch
 
-    quality = {part: {k: last["quality"][part][k] for k in QUALITY_KEYS} for part in ("amplitude", "phase")}
-    quality["frc_mean"] = last["quality"]["frc"]["mean"]
     return {
         "settings": {**asdict(settings), "n_groups": n_groups},
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
@@ -144,9 +147,7 @@ def run_regression(
         "stitched_sha256": last["sha256"],
         "distinct_outputs": len({r["sha256"] for r in runs}),
         "loss": {"first": last["first_loss"], "last": last["last_loss"]},
-        "quality": quality,
-        "baseline_flat": {part: {k: last["quality"]["baseline_flat"][part][k] for k in QUALITY_KEYS}
-                          for part in ("amplitude", "phase")},
+        **headline(last["quality"]),
         "orientation_max_error": orientation,
         "artifacts": {"bundle_bytes": last["bundle_bytes"], "output_bytes": last["output_bytes"]},
         "checks": checks,

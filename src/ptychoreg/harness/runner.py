@@ -107,3 +107,14 @@ def staged_output_dir(out: Path) -> Iterator[Path]:
         os.replace(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+RUN_PLOTS = ("loss_curve.png", "amplitude.png", "phase.png")
+
+
+def publish_plots(run_dir: Path, plots_dir: Path) -> None:
+    """Copy a train + infer run's PNGs to the committed plots folder (atomically, one by one)."""
+    from ptychoreg.fileio import write_bytes
+
+    for name in RUN_PLOTS:
+        write_bytes(Path(plots_dir) / name, (Path(run_dir) / name).read_bytes())
