@@ -19,6 +19,12 @@ FIXTURE_METRICS = ROOT / "metrics/fixture.json"
 CANONICAL = ROOT / "data/canonical/ptycho_sim_1087.npz"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--golden-record", default=None,
+                     help="check this regression record (the regress stage's golden_record.json) against the "
+                          "golden values, instead of running the regression once in the test")
+
+
 def save_npz(path: Path, arrays: dict) -> Path:
     np.savez(path, **arrays)
     return path

@@ -92,7 +92,7 @@ def test_gate_end_to_end_fails_on_doctored_metrics_and_passes_on_committed(tmp_p
     assert "no drift beyond tolerance" in passed.stdout
 
     doctored = json.loads((repo / "metrics/regression.json").read_text())
-    doctored["total_s"]["median"] *= 1.5
+    doctored["normalised"]["total"]["median"] *= 1.5
     (repo / "metrics/regression.json").write_text(json.dumps(doctored))
     worse = json.loads((repo / "metrics/quality.json").read_text())
     worse["quality"]["amplitude"]["correlation"] -= 0.2
@@ -100,5 +100,5 @@ def test_gate_end_to_end_fails_on_doctored_metrics_and_passes_on_committed(tmp_p
     failed = gate()
     assert failed.returncode == 1
     assert "FAIL" in failed.stdout
-    assert "regression:total_s.median, quality:quality.amplitude.correlation" in failed.stderr
+    assert "regression:normalised.total.median, quality:quality.amplitude.correlation" in failed.stderr
     assert "drifted beyond tolerance" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1

@@ -52,6 +52,19 @@ def test_fixture_content_from_legacy_and_canonical_layouts(synthetic, tmp_path, 
     assert sidecar["source"]["layout"] == "HWN" and "HWN -> NHW" in sidecar["transformations"][0]
 
 
+def test_sidecar_is_byte_stable(synthetic, tmp_path):
+    """No clock, host or commit in a tracked output: a later rebuild elsewhere gives the same bytes."""
+    source = synthetic(n=36)
+    s = spec(tmp_path)
+    generate(source, s)
+    first = (tmp_path / "out" / "fixture.json").read_bytes()
+    (tmp_path / "out" / "fixture.json").unlink()
+    generate(source, s)
+    assert (tmp_path / "out" / "fixture.json").read_bytes() == first
+    for word in (b"utc", b"seconds", b"commit", b"dirty"):
+        assert word not in first.lower()
+
+
 def test_same_source_same_bytes(synthetic, tmp_path):
     source = synthetic(n=36)
     first = generate(source, spec(tmp_path, output=str(tmp_path / "a.npz")))
@@ -65,10 +78,12 @@ def test_sidecar_and_metrics(synthetic, tmp_path):
     sidecar = generate(synthetic(n=36), s)
     on_disk = json.loads((tmp_path / "out" / "fixture.json").read_text())
     assert on_disk == sidecar
-    for key in ("version", "created_utc", "generator", "source", "subset", "transformations", "fixture", "arrays"):
+    for key in ("version", "generator", "source", "subset", "transformations", "fixture", "arrays"):
         assert key in sidecar
-    assert {"commit", "module"} <= set(sidecar["generator"])
-    metrics = fixture_metrics(sidecar)
+    assert {"module", "version", "code"} <= set(sidecar["generator"])
+    assert "fixture.py" in sidecar["generator"]["code"]["files"]
+    metrics = fixture_metrics(sidecar, {"built_utc": "2026-01-01T00:00:00Z", "build_seconds": 0.5})
+    assert metrics["build_seconds"] == 0.5 and metrics["built_utc"].startswith("2026")
     assert metrics["n"] == 16 and metrics["shapes"]["diffraction"] == [16, 16, 16]
     assert 0.5 < metrics["coverage"]["x"] <= 1 and metrics["unique_positions"] == 16
 

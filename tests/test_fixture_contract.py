@@ -48,7 +48,7 @@ def test_subset_is_the_canonical_subset(fixture, sidecar):
 
 
 def test_sidecar_fields(sidecar, fixture):
-    for key in ("version", "created_utc", "generator", "source", "subset", "transformations", "fixture", "arrays",
+    for key in ("version", "generator", "source", "subset", "transformations", "fixture", "arrays",
                 "coverage", "unique_positions"):
         assert key in sidecar, key
     assert sidecar["subset"]["size"] == fixture.n == len(sidecar["subset"]["indices"])

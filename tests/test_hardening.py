@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import CANONICAL
-from ptychoreg.harness.hardening import BAD_DATA, run_matrix
+from ptychoreg.harness.hardening import BAD_DATA, FIXTURE_KILL_STEPS, TRAIN_KILL_STEPS, run_matrix
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,6 @@ def test_every_bad_input_reaches_every_cli(matrix):
     assert cases == {(case, command) for case in BAD_DATA for command in ("profile", "fixture", "train", "infer")}
 
 
-def test_kills_happened(matrix):
-    killed = [r for r in rows(matrix, "interrupted run") if r.observed.startswith("killed")]
-    assert len(killed) >= 6  # most kills land mid-run, not after it finished
+def test_every_kill_landed_at_its_step(matrix):
+    killed = [r.observed.split(";")[0] for r in rows(matrix, "interrupted run") if r.case.startswith("SIGKILL")]
+    assert killed == [f"killed at '{name}'" for name in FIXTURE_KILL_STEPS + TRAIN_KILL_STEPS]

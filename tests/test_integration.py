@@ -88,6 +88,26 @@ def test_quality_figures_in_range(trained):
         assert (out / name).stat().st_size > 1000
 
 
+def test_n_groups_below_the_fixture_size_is_honoured(fixture_path, tmp_path):
+    """Train and infer on 16 of the fixture's 64 positions: every layer (CLI, config, grouping, bundle,
+    reconstruction) must carry the number through."""
+    train = run_cli("train", "--data", fixture_path, "--output-dir", tmp_path, "--params", "params.yaml",
+                    "--max-epochs", "1", "--width", "4", "--gridsize", "1", "--n-groups", "16", "--threads", "1")
+    assert train.returncode == 0, train.stderr
+    assert "16 groups of 1 (15 train, 1 validation)" in train.stdout
+    bundle = load_bundle(tmp_path / "model.pt")
+    assert bundle.legacy["n_groups"] == 16 and bundle.legacy["n_images"] == 16
+    assert bundle.config["train"]["n_groups"] == 16
+    infer = run_cli("infer", "--model", tmp_path / "model.pt", "--data", fixture_path, "--output-dir", tmp_path,
+                    "--n-groups", "16", "--threads", "1")
+    assert infer.returncode == 0, infer.stderr
+    assert "reconstructed 16 positions" in infer.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["positions"] == 16
+    with np.load(tmp_path / "reconstruction.npz", allow_pickle=False) as recon:
+        np.testing.assert_array_equal(recon["positions"], np.arange(16))
+
+
 def test_infer_fails_loudly_without_a_model(fixture_path, tmp_path):
     proc = run_cli("infer", "--model", tmp_path / "missing.pt", "--data", fixture_path, "--output-dir", tmp_path)
     assert_one_line_error(proc, "missing.pt", "model bundle not found")

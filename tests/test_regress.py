@@ -8,7 +8,8 @@ import pytest
 
 from conftest import FIXTURE_METRICS
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.regress import RegressSettings, orientation_error, run_regression
+from ptychoreg.harness.golden import BLOCKS, read_record
+from ptychoreg.harness.regress import RECORD, RegressSettings, orientation_error, run_regression
 from ptychoreg.harness.runner import spread
 
 
@@ -52,3 +53,9 @@ def test_real_regression_run(fixture_path, tmp_path):
     assert metrics["total_s"]["median"] < 45
     assert 0 < metrics["peak_rss_mb"]["train"] < 1024
     assert (tmp_path / "out" / "model.pt").is_file() and not list(tmp_path.glob(".out-*"))
+    assert "stitched_sha256" not in metrics  # float bytes differ between CPUs: never a cross-machine metric
+    for part in ("train", "infer", "total"):
+        assert metrics["normalised"][part]["median"] > 0 and metrics["normalised"][part]["n"] == 2
+    assert metrics["calibration_s"]["n"] == 2
+    record = read_record(tmp_path / "out" / RECORD)
+    assert len(record["epochs"]["train_loss"]) == 2 and len(record["blocks"]["amplitude_mean"]) == BLOCKS ** 2

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychoreg.errors import PtychoError
+from ptychoreg.steps import step
 
 LAYOUTS = ("NHW", "HWN")
 
@@ -287,6 +288,7 @@ def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
 
     metadata = _parse_metadata(path, arrays["metadata"]) if "metadata" in arrays else {}
     extras = {k: v for k, v in arrays.items() if k not in KNOWN_KEYS}
+    step("data loaded")
     return PtychoData(
         path=path,
         diffraction=diffraction,

@@ -20,6 +20,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ptychoreg.errors import PtychoError
+from ptychoreg.steps import step
 
 # A fixed timestamp inside npz archives: zip entries otherwise carry the wall-clock time of writing,
 # and the same arrays would give different bytes on every run.
@@ -82,6 +83,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        step(f"before-rename {target.name}")  # the worst moment to die: the new file complete, not in place
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

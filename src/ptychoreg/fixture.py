@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import time
+import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -146,14 +144,20 @@ def build_fixture(data: PtychoData, spec: FixtureSpec) -> Fixture:
     return Fixture(arrays, idx, transformations, coverage, unique)
 
 
-def _git_commit() -> dict:
-    def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+def generator_code() -> dict:
+    """What identifies the generator: the sha256 of every ptychoreg source file loaded in this process
+    (the code the make_fixture stage depends on), by path inside the package. Unlike a git commit or a
+    clock, it changes exactly when the code that made the bytes changes, so the same inputs give the same
+    sidecar on every machine and at every later commit."""
+    import ptychoreg
 
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "src"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
+    root = Path(ptychoreg.__file__).resolve().parent
+    files = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and Path(path).resolve().is_relative_to(root):
+            files[Path(path).resolve().relative_to(root).as_posix()] = sha256_file(path)
+    return {"files": sorted(files), "sha256": hashlib.sha256(to_json(files).encode()).hexdigest()}
 
 
 def array_summary(arrays: dict) -> dict:
@@ -167,8 +171,10 @@ def generate(
     metadata_out: str | Path | None = None,
     layout: str | None = None,
 ) -> dict:
-    """Build the fixture from `source` and write it and its sidecar atomically. Returns the sidecar."""
-    started = time.perf_counter()
+    """Build the fixture from `source` and write it and its sidecar atomically. Returns the sidecar.
+
+    The sidecar holds no clock time, host or commit: every tracked output is byte-identical wherever and
+    whenever it is rebuilt from the same inputs (wall-clock facts go to metrics/, see `fixture_metrics`)."""
     output = Path(output or spec.output)
     metadata_out = Path(metadata_out or spec.sidecar or sidecar_path(output))
     data = load_npz(source, layout=layout)
@@ -177,8 +183,7 @@ def generate(
     digest = hashlib.sha256(payload).hexdigest()
     sidecar = {
         "version": FORMAT_VERSION,
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "generator": {"module": __name__, "version": __version__, **_git_commit()},
+        "generator": {"module": __name__, "version": __version__, "code": generator_code()},
         "source": {"path": str(source), "sha256": sha256_file(source), "bytes": Path(source).stat().st_size,
                    "n": data.n, "layout": data.layout.layout, "layout_evidence": data.layout.evidence},
         "params": asdict(spec),
@@ -188,15 +193,15 @@ def generate(
         "arrays": array_summary(fixture.arrays),
         "coverage": fixture.coverage,
         "unique_positions": fixture.unique_positions,
-        "build_seconds": time.perf_counter() - started,
     }
     write_bytes(output, payload)
     write_text(metadata_out, to_json(sidecar))
     return sidecar
 
 
-def fixture_metrics(sidecar: dict) -> dict:
-    """metrics/fixture.json: what `dvc metrics diff` should show about the fixture."""
+def fixture_metrics(sidecar: dict, build: dict) -> dict:
+    """metrics/fixture.json: what `dvc metrics diff` should show about the fixture. `build` holds the
+    facts of this particular build (`built_utc`, `build_seconds`), which belong in git, not in DVC."""
     arrays = sidecar["arrays"]
     return {
         "sha256": sidecar["fixture"]["sha256"],
@@ -209,8 +214,17 @@ def fixture_metrics(sidecar: dict) -> dict:
         "dtypes": {k: v["dtype"] for k, v in arrays.items()},
         "coverage": sidecar["coverage"],
         "unique_positions": sidecar["unique_positions"],
-        "build_seconds": sidecar["build_seconds"],
+        "built_utc": build["built_utc"],
+        "build_seconds": build["build_seconds"],
     }
+
+
+def recorded_sha256(metrics_path: str | Path) -> str:
+    """The fixture's sha256 as committed in metrics/fixture.json (what a fixture on disk must match)."""
+    try:
+        return json.loads(Path(metrics_path).read_text())["sha256"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise PtychoError(metrics_path, f"cannot read the fixture's recorded sha256 ({exc})") from None
 
 
 def verify_fixture(path: str | Path, expected_sha256: str, what: str) -> None:

@@ -20,6 +20,7 @@ from ptychoreg.grouping import make_groups
 from ptychoreg.model.network import PtychoNet, predict_patches, prediction_window
 from ptychoreg.model.physics import forward_amplitude, loss_fn
 from ptychoreg.optim import Adam
+from ptychoreg.steps import step
 
 
 def select_device(accelerator: str) -> torch.device:
@@ -117,6 +118,7 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
         val_text = f"  val {val_loss:.5g}" if val_loss is not None else ""
         log(f"epoch {epoch:>3}/{config.train.max_epochs}  loss {train_loss:.5g}{val_text}  ({seconds:.2f} s)")
+        step(f"epoch {epoch}")
 
     legacy = legacy_view(config, size, scale.nphotons, scale.value, groups.n_groups)
     return TrainResult(model.cpu(), history, norm_factor, scale, legacy, groups.n_groups, str(device))

@@ -24,20 +24,16 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    import json
     from pathlib import Path
 
-    from ptychoreg.errors import PtychoError
     from ptychoreg.fileio import write_json
+    from ptychoreg.fixture import recorded_sha256
     from ptychoreg.harness.regress import RegressSettings, run_regression
     from ptychoreg.harness.runner import publish_plots
 
     params, source = load_params(args.params)
     settings = RegressSettings.from_params(params.get("regress"), where=source)
-    try:
-        expected = json.loads(Path(args.fixture_metrics).read_text())["sha256"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise PtychoError(args.fixture_metrics, f"cannot read the fixture's recorded sha256 ({exc})") from None
+    expected = recorded_sha256(args.fixture_metrics)
     out = Path(args.out_dir)
     metrics = run_regression(args.fixture, expected, settings, out, params_path=args.params, log=log)
     publish_plots(out, Path(args.plots_dir))

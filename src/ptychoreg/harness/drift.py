@@ -25,9 +25,10 @@ class DriftSettings:
     quality_drop: float = 0.05
     # metrics file -> dotted keys inside it
     runtime_metrics: dict[str, list[str]] = field(
-        default_factory=lambda: {"metrics/regression.json": ["train_s.median", "infer_s.median", "total_s.median"]})
+        default_factory=lambda: {"metrics/regression.json": [f"normalised.{part}.median" for part in ("train", "infer", "total")]})
     quality_metrics: dict[str, list[str]] = field(
-        default_factory=lambda: {"metrics/quality.json": ["quality.amplitude.correlation", "quality.phase.correlation"]})
+        default_factory=lambda: {"metrics/quality.json": [f"quality.{part}.{figure}" for part in ("amplitude", "phase")
+                                                          for figure in ("correlation", "ssim")] + ["quality.frc_mean"]})
 
     @classmethod
     def from_params(cls, values: dict | None, where: str = "params.yaml") -> "DriftSettings":

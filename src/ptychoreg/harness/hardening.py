@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +23,11 @@ from ptychoreg.synthetic import synthetic_arrays
 
 N = 24  # patterns in the synthetic datasets
 PARAMS = "fixture:\n  min_subset: 16\n"  # what the matrix's CLIs read instead of the project's params.yaml
+# Where interrupted runs are killed: after reading, in the middle of training, and between writing each
+# output and renaming it into place (ptychoreg.steps names them).
+FIXTURE_KILL_STEPS = ["data loaded", "before-rename fixture.npz", "before-rename fixture.json"]
+TRAIN_KILL_STEPS = ["data loaded", "epoch 1", "epoch 2", "before-rename model.pt", "before-rename history.json",
+                    "before-rename loss_curve.png"]
 
 
 @dataclass(frozen=True)
@@ -235,8 +239,9 @@ class Matrix:
         self.refused("tampering", "fixture altered, same size", args, ["tampered.npz", "does not match"],
                      extra_check=lambda: "regression ran" if (self.work / "good" / "regress").exists() else "")
 
-    def interrupted(self, source: Path, delays: list[float], command: str) -> None:
-        """SIGKILL a run at each delay; the previous outputs must stay valid and the next run succeed."""
+    def interrupted(self, source: Path, steps: list[str], command: str) -> None:
+        """SIGKILL a run at each named step (ptychoreg.steps); the previous outputs must stay valid and the
+        next run succeed. The run stops itself at the step and says so, so the kill lands exactly there."""
         from ptychoreg.contract import load_npz
         from ptychoreg.model.bundle import load_bundle
 
@@ -261,23 +266,16 @@ class Matrix:
                 return f"invalid after kill: {exc}"
             return ""
 
-        for delay in delays:
-            env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-            proc = subprocess.Popen([sys.executable, "-m", f"ptychoreg.cli.{args[0]}", *map(str, args[1:]),
-                                     "--params", str(self.work / "params.yaml")], cwd=self.work, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(delay)
-            finished = proc.poll() is not None
-            if not finished:
-                proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            problem = valid()
+        for name in steps:
+            reached = kill_at_step([sys.executable, "-m", f"ptychoreg.cli.{args[0]}", *map(str, args[1:]),
+                                    "--params", str(self.work / "params.yaml")], name, cwd=self.work)
+            problem = valid() if reached else "never reached the step"
             stray = [p for p in snapshot(out) if p not in reference]
-            observed = "finished before the kill" if finished else f"killed at {delay:.2f} s"
-            observed += f"; {problem}" if problem else "; outputs valid"
-            self.rows.append(Row("interrupted run", f"SIGKILL after {delay:.2f} s", command,
-                                 "previous outputs valid (temporaries allowed until the next run)", observed, not problem))
-            self.log(f"{'ok  ' if not problem else 'FAIL'} interrupted {command} at {delay:.2f} s ({len(stray)} temporaries)")
+            observed = (f"killed at '{name}'" if reached else "not killed") + (f"; {problem}" if problem else "; outputs valid")
+            self.rows.append(Row("interrupted run", f"SIGKILL at step '{name}'", command,
+                                 "killed there; previous outputs valid (temporaries allowed until the next run)",
+                                 observed, not problem))
+            self.log(f"{'ok  ' if not problem else 'FAIL'} interrupted {command} at '{name}' ({len(stray)} temporaries)")
         final = self._run(args)
         leftover = [p for p in snapshot(out) if p.startswith(".") or "/." in p]
         ok = final.returncode == 0 and not valid() and not leftover
@@ -290,27 +288,42 @@ class Matrix:
                                  "identical to the first run", "identical" if same else "different", same))
 
     def concurrent_repro(self) -> None:
-        """Two `dvc repro` in one checkout: the second must fail fast and clearly, nothing corrupted."""
+        """Two `dvc repro` in one checkout: the second must fail at once and clearly, nothing corrupted.
+
+        The first run's stage announces itself and then blocks on a FIFO until the second has finished, so
+        the second always meets a running first (no sleeps); a second that waited for the lock instead of
+        failing would hang and be stopped by the timeout."""
         repo = self.work / "dvc-repo"
         repo.mkdir()
+        release = self.work / "release.fifo"
+        os.mkfifo(release)
         env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="h", GIT_AUTHOR_EMAIL="h@h",
                    GIT_COMMITTER_NAME="h", GIT_COMMITTER_EMAIL="h@h")
         dvc = [sys.executable, "-m", "dvc"]
         subprocess.run(["git", "init", "-q"], cwd=repo, check=True, env=env)
         subprocess.run([*dvc, "init", "-q"], cwd=repo, check=True, env=env)
-        (repo / "dvc.yaml").write_text("stages:\n  slow:\n    cmd: sleep 8 && echo done > out.txt\n    outs:\n      - out.txt\n")
+        (repo / "dvc.yaml").write_text(f"stages:\n  slow:\n    cmd: echo STAGE-STARTED && cat {release} > /dev/null "
+                                       "&& echo done > out.txt\n    outs:\n      - out.txt\n")
         first = subprocess.Popen([*dvc, "repro"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(3)
-        started = time.perf_counter()
-        second = subprocess.run([*dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - started
-        first_out, _ = first.communicate(timeout=120)
-        message = next((line for line in second.stderr.splitlines() if "ERROR" in line), second.stderr.strip()[:120])
-        ok = (second.returncode != 0 and "busy" in second.stderr and elapsed < 5 and first.returncode == 0
+        first_out = []
+        for line in first.stdout:
+            first_out.append(line)
+            if line.strip() == "STAGE-STARTED":
+                break
+        try:
+            second = subprocess.run([*dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+            returncode, stderr = second.returncode, second.stderr
+        except subprocess.TimeoutExpired:
+            returncode, stderr = None, "still waiting after 120 s"
+        with open(release, "w"):
+            pass  # lets the first run's stage finish
+        first_out.append(first.communicate(timeout=120)[0])
+        message = next((line for line in stderr.splitlines() if "ERROR" in line), stderr.strip()[:120])
+        ok = (returncode not in (0, None) and "busy" in stderr and first.returncode == 0
               and (repo / "out.txt").read_text() == "done\n")
         self.rows.append(Row("concurrency", "second dvc repro while one runs", "dvc repro",
-                             "fails within seconds naming the lock holder; first run completes",
-                             f"exit {second.returncode} after {elapsed:.1f} s: {message}; first run exit {first.returncode}", ok))
+                             "fails at once naming the lock holder; first run completes",
+                             f"exit {returncode}: {message}; first run exit {first.returncode}", ok))
 
     def summary(self) -> dict:
         by_area = {}
@@ -319,6 +332,26 @@ class Matrix:
             counts["cases"] += 1
             counts["passed"] += row.ok
         return {"cases": len(self.rows), "passed": sum(r.ok for r in self.rows), "by_area": by_area}
+
+
+def kill_at_step(argv: list[str], name: str, cwd: Path, timeout: float = 600) -> bool:
+    """Run `argv` until it stops itself at step `name`, then SIGKILL it there. Returns whether it reached
+    the step (False: it exited without passing there)."""
+    from ptychoreg.steps import ANNOUNCE, STOP_AT
+
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", **{STOP_AT: name})
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(timeout, proc.kill)  # a run that hangs elsewhere must not hang the matrix
+    watchdog.start()
+    try:
+        reached = any(line.rstrip("\n") == f"{ANNOUNCE}{name}" for line in proc.stderr)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+        watchdog.cancel()
+    return reached
 
 
 def _pickle_payload(marker: Path) -> bytes:
@@ -345,9 +378,8 @@ def run_matrix(work: Path, canonical: Path | None, log: Callable[[str], None] = 
     matrix.bad_models()
     matrix.tampered_fixture()
     source = canonical if canonical is not None else _save(work / "big.npz", synthetic_arrays(n=400, size=64, step=4.6))
-    # Delays spread over each run: start-up, reading, computing, writing (a run may finish first).
-    matrix.interrupted(source, [0.15, 0.25, 0.35, 0.45, 0.55], "fixture")
-    matrix.interrupted(work / "killed-fixture" / "fixture.npz", [0.5, 1.5, 2.5, 3.5, 4.5], "train")
+    matrix.interrupted(source, FIXTURE_KILL_STEPS, "fixture")
+    matrix.interrupted(work / "killed-fixture" / "fixture.npz", TRAIN_KILL_STEPS, "train")
     matrix.concurrent_repro()
     return matrix
 

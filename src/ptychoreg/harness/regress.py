@@ -1,9 +1,12 @@
 """The train-to-infer regression on the fixture (seed B3.B).
 
-Runs the real `train` and `infer` CLIs several times on the fixture, times them, and checks that the
-result is real: determinism across repeats, a falling loss, the stitcher's orientation, a reconstruction
-in the object frame with finite values, quality figures in their valid ranges. Any failed check fails
-the stage (and leaves the previous metrics in place).
+Runs the real `train` and `infer` CLIs several times on the fixture, times them beside a fixed
+calibration workload, and checks that the result is real: determinism across repeats (on this machine),
+a falling loss, the stitcher's orientation, a reconstruction in the object frame with finite values,
+quality figures in their valid ranges. Any failed check fails the stage (and leaves the previous metrics
+in place). The run's numbers go to `golden_record.json` in the output folder, which the stage's second
+command compares with the committed golden values (tests/test_golden.py); the numbers travel between
+machines, the stitched bytes do not.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from ptychoreg.contract import load_npz
 from ptychoreg.errors import PtychoError
 from ptychoreg.fixture import verify_fixture
 from ptychoreg.geometry import stitch
+from ptychoreg.harness.golden import golden_record, write_record
 from ptychoreg.harness.runner import (
     dir_bytes,
+    run_calibration,
     run_train_infer,
     spread,
     staged_output_dir,
@@ -52,6 +57,17 @@ class RegressSettings:
         return settings
 
 
+RECORD = "golden_record.json"  # in the regression's output folder
+
+
+def train_args(settings: RegressSettings, n_groups: int, params_path: str | None) -> list[str]:
+    """The train CLI's arguments for the regression run (the same for every repeat and both sides of
+    the runtime gate)."""
+    args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
+            "--batch-size", str(settings.batch_size), "--gridsize", str(settings.gridsize), "--n-groups", str(n_groups)]
+    return args + (["--params", params_path] if params_path else [])
+
+
 def orientation_error(fixture_path: str | Path) -> float:
     """Stitch the fixture's ground-truth patches Y; return the worst deviation from objectGuess."""
     data = load_npz(fixture_path)
@@ -62,7 +78,7 @@ def orientation_error(fixture_path: str | Path) -> float:
     return float(np.abs(stitched.object - data.object)[stitched.mask].max())
 
 
-def _check_run(run_dir: Path, object_shape: tuple) -> dict:
+def read_run(run_dir: Path, object_shape: tuple) -> dict:
     """Read one run's outputs and check they are real; return the figures."""
     history = json.loads((run_dir / "history.json").read_text())["epochs"]
     quality = json.loads((run_dir / "quality.json").read_text())
@@ -97,23 +113,21 @@ def run_regression(
     verify_fixture(fixture, expected_sha256, "metrics/fixture.json")
     data = load_npz(fixture)
     n_groups = settings.n_groups or data.n
-    train_args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
-                  "--batch-size", str(settings.batch_size), "--gridsize", str(settings.gridsize),
-                  "--n-groups", str(n_groups)]
-    if params_path:
-        train_args += ["--params", params_path]
+    args = train_args(settings, n_groups, params_path)
     orientation = orientation_error(fixture)
 
-    runs, trains, infers = [], [], []
+    runs, trains, infers, calibrations = [], [], [], []
     with staged_output_dir(out_dir) as work:
         for repeat in range(settings.repeats):
             run_dir = work / f"repeat{repeat}"
-            train, infer = run_train_infer(fixture, run_dir, train_args, [], settings.threads)
+            calibrations.append(run_calibration(run_dir / "calibration.log"))
+            train, infer = run_train_infer(fixture, run_dir, args, [], settings.threads)
             trains.append(train)
             infers.append(infer)
-            runs.append(_check_run(run_dir, data.object.shape))
-            log(f"repeat {repeat + 1}/{settings.repeats}: train {train.seconds:.2f} s, infer {infer.seconds:.2f} s, "
-                f"peak RSS {max(train.peak_rss_mb, infer.peak_rss_mb):.0f} MB, sha256 {runs[-1]['sha256'][:12]}")
+            runs.append(read_run(run_dir, data.object.shape))
+            log(f"repeat {repeat + 1}/{settings.repeats}: train {train.seconds:.2f} s, infer {infer.seconds:.2f} s "
+                f"(calibration {calibrations[-1].seconds:.2f} s), peak RSS {max(train.peak_rss_mb, infer.peak_rss_mb):.0f} MB, "
+                f"sha256 {runs[-1]['sha256'][:12]}")
         checks = {
             "deterministic": len({r["sha256"] for r in runs}) == 1,
             "loss_decreased": all(r["last_loss"] < r["first_loss"] for r in runs) if settings.max_epochs > 1 else True,
@@ -131,7 +145,15 @@ def run_regression(
             os.replace(item, work / item.name)
         for repeat in range(settings.repeats):
             shutil.rmtree(work / f"repeat{repeat}")
+        write_record(work / RECORD, golden_record(work, data))
     last = runs[-1]
+    train_s = [t.seconds for t in trains]
+    infer_s = [i.seconds for i in infers]
+    total_s = [t + i for t, i in zip(train_s, infer_s)]
+    calibration_s = [c.seconds for c in calibrations]
+    # Each repeat divided by the calibration run timed just before it, on the same machine.
+    normalised = {name: spread([v / c for v, c in zip(values, calibration_s)])
+                  for name, values in (("train", train_s), ("infer", infer_s), ("total", total_s))}
 
     import torch
 
@@ -140,11 +162,13 @@ def run_regression(
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
                         "machine": platform.machine(), "threads": settings.threads},
         "fixture_sha256": expected_sha256,
-        "train_s": spread([t.seconds for t in trains]),
-        "infer_s": spread([i.seconds for i in infers]),
-        "total_s": spread([t.seconds + i.seconds for t, i in zip(trains, infers)]),
+        "train_s": spread(train_s),
+        "infer_s": spread(infer_s),
+        "total_s": spread(total_s),
+        "calibration_s": spread(calibration_s),
+        # Regression seconds in units of the calibration workload: comparable between machines.
+        "normalised": normalised,
         "peak_rss_mb": {"train": max(t.peak_rss_mb for t in trains), "infer": max(i.peak_rss_mb for i in infers)},
-        "stitched_sha256": last["sha256"],
         "distinct_outputs": len({r["sha256"] for r in runs}),
         "loss": {"first": last["first_loss"], "last": last["last_loss"]},
         **headline(last["quality"]),

@@ -29,8 +29,9 @@ class RunRecord:
     log: Path
 
 
-def cpu_env(threads: int) -> dict:
+def cpu_env(threads: int, extra: dict | None = None) -> dict:
     env = dict(os.environ)
+    env.update(extra or {})
     env.update({
         "CUDA_VISIBLE_DEVICES": "",
         "OMP_NUM_THREADS": str(threads),
@@ -40,15 +41,17 @@ def cpu_env(threads: int) -> dict:
     return env
 
 
-def run_cli(command: str, args: list[str], log: Path, threads: int, echo: bool = False) -> RunRecord:
-    """Run `python -m ptychoreg.cli.<command> args` with its output in `log` (and on our stdout when
-    `echo`, for long runs a person watches); raise PtychoError with the log's last line on failure."""
-    argv = [sys.executable, "-m", f"ptychoreg.cli.{command}", *args]
+def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = False, env: dict | None = None) -> RunRecord:
+    """Run `python -m <module> args` with its output in `log` (and on our stdout when `echo`, for long runs
+    a person watches), `env` added to the environment; raise PtychoError with the log's last line on
+    failure. Modules are named in full, so the import graph (harness.deps) sees what runs."""
+    command = module.rsplit(".", 1)[-1]
+    argv = [sys.executable, "-m", module, *args]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as sink:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE if echo else sink, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=cpu_env(threads))
+                                stdin=subprocess.DEVNULL, env=cpu_env(threads, env))
         if echo:
             for line in proc.stdout:
                 sink.write(line)
@@ -65,12 +68,18 @@ def run_cli(command: str, args: list[str], log: Path, threads: int, echo: bool =
 
 
 def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: list[str], threads: int,
-                    echo: bool = False) -> tuple[RunRecord, RunRecord]:
+                    echo: bool = False, env: dict | None = None) -> tuple[RunRecord, RunRecord]:
     common = ["--accelerator", "cpu", "--threads", str(threads)]
-    train = run_cli("train", ["--data", data, "--output-dir", str(out), *common, *train_args], out / "train.log", threads, echo)
-    infer = run_cli("infer", ["--model", str(out / "model.pt"), "--data", data, "--output-dir", str(out), *common, *infer_args],
-                    out / "infer.log", threads, echo)
+    train = run_cli("ptychoreg.cli.train", ["--data", data, "--output-dir", str(out), *common, *train_args], out / "train.log", threads,
+                    echo, env)
+    infer = run_cli("ptychoreg.cli.infer", ["--model", str(out / "model.pt"), "--data", data, "--output-dir", str(out), *common, *infer_args],
+                    out / "infer.log", threads, echo, env)
     return train, infer
+
+
+def run_calibration(log: Path) -> RunRecord:
+    """Time the fixed calibration workload (ptychoreg.harness.calibration) as a process, like the CLIs."""
+    return run_cli("ptychoreg.harness.calibration", [], log, 1)
 
 
 def spread(values: list[float]) -> dict:

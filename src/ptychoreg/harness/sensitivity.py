@@ -64,8 +64,7 @@ def _cell(data: str, epochs: int, n_images: int | None, settings: SensitivitySet
         "infer_s": spread(infers),
         "total_s": spread([t + i for t, i in zip(trains, infers)]),
         "artifacts": sizes,
-        # The CPU result's fingerprint: the same on every run here; compare it across machines.
-        "stitched_sha256": sorted(hashes)[0],
+        # Same bytes on every repeat here (never compared across machines: float output differs by CPU).
         "deterministic": len(hashes) == 1,
     }
 

@@ -1,7 +1,7 @@
 """Cross-machine reproducibility check: a fixture rebuilt here must have the bytes recorded in git.
 
-Compares the fixture's md5 with the one `dvc.lock` holds at a revision and its sha256 with
-`metrics/fixture.json` at that revision.
+Compares the md5 of each DVC-tracked output of the fixture stage (the fixture and its sidecar) with the
+one `dvc.lock` holds at a revision, and the fixture's sha256 with `metrics/fixture.json` there.
 """
 
 from __future__ import annotations
@@ -42,15 +42,17 @@ def md5_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def verify_rebuilt_fixture(fixture: str, rev: str = "HEAD") -> dict:
+def verify_rebuilt_fixture(fixture: str, rev: str = "HEAD", sidecar: str | None = None) -> dict:
     if not Path(fixture).is_file():
         raise PtychoError(fixture, "fixture not found (run `dvc repro make_fixture`)")
-    expected_md5 = locked_md5(committed_text(rev, "dvc.lock"), fixture)
+    lock = committed_text(rev, "dvc.lock")
+    for path in [fixture] + ([sidecar] if sidecar else []):
+        expected_md5, md5 = locked_md5(lock, path), md5_file(path)
+        if md5 != expected_md5:
+            raise PtychoError(path, f"md5 {md5} differs from {expected_md5} in dvc.lock at {rev}: the fixture stage's "
+                                    "output is not byte-reproducible on this machine")
     expected_sha = json.loads(committed_text(rev, "metrics/fixture.json"))["sha256"]
     md5, sha = md5_file(fixture), sha256_file(fixture)
-    if md5 != expected_md5:
-        raise PtychoError(fixture, f"md5 {md5} differs from {expected_md5} in dvc.lock at {rev}: the fixture is not "
-                                   "byte-reproducible on this machine")
     if sha != expected_sha:
         raise PtychoError(fixture, f"sha256 {sha[:16]}... differs from {expected_sha[:16]}... in metrics/fixture.json at {rev}")
     return {"md5": md5, "sha256": sha}

@@ -1,0 +1,46 @@
+"""ptycho-golden-spread: run the fixture regression under every CPU code path this machine offers and
+record how far its golden numbers move (the measured spread the golden tolerances are chosen from)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ptycho-golden-spread", description=__doc__)
+    p.add_argument("--fixture", required=True)
+    p.add_argument("--metrics-out", required=True)
+    p.add_argument("--report", required=True)
+    add_params_arg(p)
+    return p
+
+
+def _main(argv):
+    args = parser().parse_args(argv)
+    import tempfile
+    from pathlib import Path
+
+    from ptychoreg.contract import load_npz
+    from ptychoreg.fileio import write_json, write_text
+    from ptychoreg.harness.golden import measure_spread, spread_markdown
+    from ptychoreg.harness.regress import RegressSettings, train_args
+
+    params, source = load_params(args.params)
+    settings = RegressSettings.from_params(params.get("regress"), where=source)
+    n_groups = settings.n_groups or load_npz(args.fixture).n
+    with tempfile.TemporaryDirectory(prefix="ptychoreg-spread-") as work:
+        records, dev = measure_spread(args.fixture, train_args(settings, n_groups, args.params), settings.threads,
+                                      Path(work), log=log)
+    write_json(args.metrics_out, {"variants": sorted(records), "deviation": dev})
+    write_text(args.report, spread_markdown(dev, list(records)))
+    log(f"wrote {args.metrics_out} and {args.report}")
+    return 0
+
+
+main, cli = entry_points("ptycho-golden-spread", _main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,68 @@
+"""ptycho-mutation: measure what the fast regression catches. Applies each known bug class in-process for
+one run (never editing a file), records per mutant whether it was caught and by which check, and exits 1
+naming every mutant that escaped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+
+EXIT_ESCAPED = 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ptycho-mutation", description=__doc__)
+    p.add_argument("--fixture", required=True, help="the committed fixture the regression runs on")
+    p.add_argument("--canonical", required=True, help="the dataset the fixture is built from")
+    p.add_argument("--fixture-metrics", default="metrics/fixture.json", help="holds the fixture's expected sha256")
+    p.add_argument("--golden-test", default="tests/test_golden.py", help="the regress stage's golden check")
+    p.add_argument("--metrics-out", required=True)
+    p.add_argument("--report", required=True)
+    p.add_argument("--only", action="append", help="run only this mutant (repeatable)")
+    add_params_arg(p)
+    return p
+
+
+def _main(argv):
+    args = parser().parse_args(argv)
+    import tempfile
+    from pathlib import Path
+
+    from ptychoreg.errors import PtychoError
+    from ptychoreg.fileio import write_json, write_text
+    from ptychoreg.fixture import FixtureSpec, recorded_sha256, verify_fixture
+    from ptychoreg.harness import mutation
+    from ptychoreg.harness.regress import RegressSettings
+    from ptychoreg.harness.runtime_gate import GateSettings
+
+    params, source = load_params(args.params)
+    expected = recorded_sha256(args.fixture_metrics)
+    verify_fixture(args.fixture, expected, args.fixture_metrics)
+    mutants = tuple(m for m in mutation.MUTANTS if not args.only or m.name in args.only)
+    unknown = set(args.only or ()) - {m.name for m in mutation.MUTANTS}
+    if unknown:
+        raise PtychoError(None, f"unknown mutant(s) {', '.join(sorted(unknown))}", key="--only")
+    setup = mutation.RunSetup(
+        canonical=args.canonical, fixture=Path(args.fixture), fixture_spec=FixtureSpec.from_params(params.get("fixture"), where=source),
+        expected_sha256=expected, regress=RegressSettings.from_params(params.get("regress"), where=source),
+        params_path=args.params, golden_test=args.golden_test)
+    gate = GateSettings.from_params(params.get("runtime_gate"), where=source)
+    with tempfile.TemporaryDirectory(prefix="ptychoreg-mutation-") as work:
+        result = mutation.run_mutants(setup, mutants, gate.max_slowdown, pairs=3, work=Path(work), log=log)
+    write_json(args.metrics_out, mutation.metrics(result))
+    write_text(args.report, mutation.report_markdown(result))
+    log(f"mutation score {result['caught']}/{result['mutants']} in {result['seconds']:.0f} s; wrote {args.metrics_out}")
+    if result["escaped"]:
+        print(f"ptycho-mutation: error: {len(result['escaped'])} mutant(s) escaped every check: "
+              f"{', '.join(result['escaped'])}", file=sys.stderr)
+        return EXIT_ESCAPED
+    return 0
+
+
+main, cli = entry_points("ptycho-mutation", _main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,81 @@
+"""ptycho-runtime-gate: time the fixture regression of the working tree against a base revision (default
+the previous commit) on this machine, interleaved, and exit 1 when train, infer or the total got slower
+than params.yaml `runtime_gate.max_slowdown` allows, unless HEAD's commit message accepts it with the
+trailer `Runtime-Gate: accept <why>` (an intended cost, stated where review sees it). With --measure-error-rates, measure instead how often
+the gate raises a false alarm on unchanged code and how often it catches an injected slowdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+
+EXIT_SLOWER = 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ptycho-runtime-gate", description=__doc__)
+    p.add_argument("--fixture", required=True)
+    p.add_argument("--base", help="git revision to compare with (default: params runtime_gate.base)")
+    p.add_argument("--pairs", type=int, help="interleaved pairs (default: params runtime_gate.pairs)")
+    p.add_argument("--metrics-out", help="write the verdict (or the error rates) as JSON here")
+    p.add_argument("--measure-error-rates", type=int, metavar="DECISIONS",
+                   help="time three checkouts of HEAD (base, same, slowed) for this many gate decisions")
+    p.add_argument("--slowdown", type=float, default=0.3, help="injected slowdown for --measure-error-rates")
+    p.add_argument("--report", help="with --measure-error-rates: the markdown report")
+    add_params_arg(p)
+    return p
+
+
+def _main(argv):
+    args = parser().parse_args(argv)
+    import signal
+    from dataclasses import replace
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt  # so the scratch checkouts are removed on the way out
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+    from ptychoreg.fileio import write_json, write_text
+    from ptychoreg.harness import runtime_gate as gate_lib
+    from ptychoreg.harness.regress import RegressSettings
+
+    params, source = load_params(args.params)
+    regress = RegressSettings.from_params(params.get("regress"), where=source)
+    gate = gate_lib.GateSettings.from_params(params.get("runtime_gate"), where=source)
+    gate = replace(gate, **{k: v for k, v in (("base", args.base), ("pairs", args.pairs)) if v is not None})
+    if args.measure_error_rates:
+        result = gate_lib.measure_error_rates(args.fixture, regress, gate, args.measure_error_rates, args.slowdown, log=log)
+        report = gate_lib.error_rates_markdown(result)
+        if args.report:
+            write_text(args.report, report)
+        if args.metrics_out:
+            write_json(args.metrics_out, result)
+        log(report)
+        return 0
+    result = gate_lib.run_gate(args.fixture, regress, gate, log=log)
+    log(gate_lib.format_verdict(result, gate.max_slowdown))
+    if args.metrics_out:
+        write_json(args.metrics_out, {"base": gate.base, "pairs": gate.pairs, "max_slowdown": gate.max_slowdown, **result})
+    slower = [part for part, r in result.items() if not r["ok"]]
+    reason = gate_lib.accepted_slowdown() if slower else None
+    if reason:
+        log(f"runtime gate: {', '.join(slower)} slower than {gate.base} beyond {100 * gate.max_slowdown:.0f} %, "
+            f"accepted by HEAD's commit message ({gate_lib.ACCEPT_TRAILER} {reason})")
+        return 0
+    if slower:
+        print(f"ptycho-runtime-gate: error: slower than {gate.base} beyond {100 * gate.max_slowdown:.0f} %: "
+              f"{', '.join(slower)}", file=sys.stderr)
+        return EXIT_SLOWER
+    log(f"runtime gate passed: no part slower than {gate.base} beyond {100 * gate.max_slowdown:.0f} %")
+    return 0
+
+
+main, cli = entry_points("ptycho-runtime-gate", _main)
+
+
+if __name__ == "__main__":
+    cli()

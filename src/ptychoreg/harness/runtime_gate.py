@@ -1,0 +1,237 @@
+"""The runtime gate: the regression of the working tree timed against a base revision on the same machine.
+
+Committed seconds come from whatever machine recorded them, and CPUs differ by 2x, so absolute times
+cannot gate anything. Like asv's `continuous`, the gate checks the base revision out with `git worktree`,
+runs the same train + infer regression (the `regress` settings of the working tree) with each side's own
+code, interleaved A B B A A B ..., and judges the median of the pairwise ratios head / base for train,
+infer and total. Noise that moves both sides of a pair alike (another process, a CPU clock change)
+cancels in the ratio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import statistics
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ptychoreg.config import parse_section
+from ptychoreg.errors import PtychoError
+from ptychoreg.harness.regress import RegressSettings, train_args
+from ptychoreg.harness.runner import run_train_infer
+
+PARTS = ("train", "infer", "total")
+# A commit that makes the regression slower on purpose says so in its message, as a git trailer
+# (`Runtime-Gate: accept <why>`); the gate then still measures and prints, but passes.
+ACCEPT_TRAILER = "Runtime-Gate: accept"
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    base: str = "HEAD~1"  # the revision to compare with: the previous commit of main
+    pairs: int = 5  # interleaved base/head pairs after one warm-up run of each
+    max_slowdown: float = 0.12  # fail when a median ratio exceeds 1 + this (set from measured noise)
+
+    @classmethod
+    def from_params(cls, values: dict | None, where: str = "params.yaml") -> "GateSettings":
+        settings = cls(**parse_section(cls, "runtime_gate", values, where))
+        if settings.pairs < 1 or settings.max_slowdown <= 0:
+            raise PtychoError(where, "pairs must be >= 1 and max_slowdown > 0", key="runtime_gate")
+        return settings
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str
+    root: Path  # a source tree: its src/ is put first on PYTHONPATH, its params.yaml is read
+
+    def env(self) -> dict:
+        return {"PYTHONPATH": str(self.root / "src")}
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PtychoError(None, f"git {' '.join(args)} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    return proc.stdout.strip()
+
+
+@contextlib.contextmanager
+def worktree(rev: str, repo: Path = Path(".")) -> Iterator[Path]:
+    """A detached checkout of `rev` in a scratch folder, removed afterwards."""
+    commit = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", cwd=repo)
+    where = Path(tempfile.mkdtemp(prefix="ptychoreg-gate-")) / commit[:12]
+    _git("worktree", "add", "--detach", "--force", str(where), commit, cwd=repo)
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=repo, capture_output=True)
+        shutil.rmtree(where.parent, ignore_errors=True)
+
+
+def accepted_slowdown(repo: Path = Path(".")) -> str | None:
+    """The reason HEAD's commit message gives for accepting a slowdown, or None."""
+    message = _git("log", "-1", "--format=%B", "HEAD", cwd=repo)
+    for line in message.splitlines():
+        if line.startswith(ACCEPT_TRAILER):
+            return line[len(ACCEPT_TRAILER):].strip() or "no reason given"
+    return None
+
+
+def time_side(side: Side, fixture: str, settings: RegressSettings, n_groups: int, out: Path) -> dict:
+    """One train + infer run of `side` on the fixture; wall seconds of each part."""
+    params = side.root / "params.yaml"
+    train, infer = run_train_infer(fixture, out, train_args(settings, n_groups, str(params) if params.is_file() else None),
+                                   [], settings.threads, env=side.env())
+    return {"train": train.seconds, "infer": infer.seconds, "total": train.seconds + infer.seconds}
+
+
+def interleaved(sides: list[Side], rounds: int, fixture: str, settings: RegressSettings, n_groups: int,
+                log: Callable[[str], None] = print) -> dict[str, list[dict]]:
+    """One warm-up run per side, then `rounds` rounds timing every side once, the order rotating each
+    round (A B, B A, ... for two sides), so no side always runs first or last."""
+    times = {side.name: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
+        for side in sides:
+            time_side(side, fixture, settings, n_groups, Path(scratch) / f"warmup-{side.name}")
+        for i in range(rounds):
+            order = sides[i % len(sides):] + sides[: i % len(sides)]
+            for side in order:
+                times[side.name].append(time_side(side, fixture, settings, n_groups, Path(scratch) / f"{side.name}-{i}"))
+            log(f"round {i + 1}/{rounds}: " + ", ".join(f"{s.name} {times[s.name][-1]['total']:.2f} s" for s in order))
+    return times
+
+
+def ratios(base: list[dict], head: list[dict]) -> dict[str, list[float]]:
+    return {part: [h[part] / b[part] for b, h in zip(base, head)] for part in PARTS}
+
+
+def verdict(base: list[dict], head: list[dict], max_slowdown: float) -> dict:
+    """Median pairwise ratio head / base per part, and whether each stays within the limit."""
+    out = {}
+    for part, values in ratios(base, head).items():
+        median = statistics.median(values)
+        out[part] = {"median_ratio": median, "min_ratio": min(values), "max_ratio": max(values),
+                     "base_median_s": statistics.median(b[part] for b in base),
+                     "head_median_s": statistics.median(h[part] for h in head),
+                     "ok": median <= 1 + max_slowdown}
+    return out
+
+
+def format_verdict(result: dict, max_slowdown: float) -> str:
+    rows = [("part", "base s", "head s", "head/base (median)", "range", "limit", "status")]
+    for part, r in result.items():
+        rows.append((part, f"{r['base_median_s']:.2f}", f"{r['head_median_s']:.2f}", f"{r['median_ratio']:.3f}",
+                     f"{r['min_ratio']:.3f}-{r['max_ratio']:.3f}", f"<= {1 + max_slowdown:.2f}", "ok" if r["ok"] else "FAIL"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def run_gate(fixture: str, regress: RegressSettings, gate: GateSettings, head: Path = Path("."),
+             log: Callable[[str], None] = print) -> dict:
+    """Time the working tree at `head` against `gate.base`; return the verdict per part."""
+    from ptychoreg.contract import load_npz
+
+    n_groups = regress.n_groups or load_npz(fixture).n
+    with worktree(gate.base, head) as base_root:
+        log(f"runtime gate: {gate.base} ({base_root.name}) against the working tree, {gate.pairs} interleaved pairs")
+        times = interleaved([Side("base", base_root), Side("head", head.resolve())], gate.pairs, str(Path(fixture).resolve()),
+                            regress, n_groups, log)
+    return verdict(times["base"], times["head"], gate.max_slowdown)
+
+
+# ---- the gate's own error rates ---------------------------------------------------------------------
+
+SLOWDOWN_PATCH = """
+
+# Injected by ptychoreg.harness.runtime_gate.inject_slowdown: commands burn CPU for a fixed extra time
+# at the end, as a real regression of that size would.
+_run_before_slowdown = run
+_EXTRA_SECONDS = {extra!r}
+
+
+def run(name, body, argv=None):
+    import time as _time
+
+    code = _run_before_slowdown(name, body, argv)
+    until = _time.perf_counter() + _EXTRA_SECONDS.get(name, 0.0)
+    while _time.perf_counter() < until:
+        pass
+    return code
+"""
+
+
+def inject_slowdown(root: Path, extra_seconds: dict[str, float]) -> None:
+    """Make the CLIs of the source tree at `root` slower by {command name: extra seconds}."""
+    common = root / "src" / "ptychoreg" / "cli" / "_common.py"
+    common.write_text(common.read_text() + SLOWDOWN_PATCH.format(extra=extra_seconds))
+
+
+def measure_error_rates(fixture: str, regress: RegressSettings, gate: GateSettings, decisions: int, slowdown: float,
+                        repo: Path = Path("."), log: Callable[[str], None] = print) -> dict:
+    """How often the gate fails unchanged code (false alarms) and passes a `slowdown` (misses).
+
+    Three checkouts of HEAD: the base, the same code again, and the same code with `slowdown` injected.
+    `decisions` x `gate.pairs` rounds time all three, rotating the order; each run of `gate.pairs`
+    consecutive rounds is one gate decision for same-vs-base and one for slow-vs-base.
+    """
+    from ptychoreg.contract import load_npz
+
+    n_groups = regress.n_groups or load_npz(fixture).n
+    fixture = str(Path(fixture).resolve())
+    with worktree("HEAD", repo) as base, worktree("HEAD", repo) as same, worktree("HEAD", repo) as slow:
+        # The slowdown is `slowdown` of the base's own times, measured here (median of 3 runs).
+        with tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
+            runs = [time_side(Side("base", base), fixture, regress, n_groups, Path(scratch) / str(i)) for i in range(3)]
+        inject_slowdown(slow, {f"ptycho-{part}": slowdown * statistics.median(r[part] for r in runs)
+                               for part in ("train", "infer")})
+        times = interleaved([Side("base", base), Side("same", same), Side("slow", slow)], decisions * gate.pairs,
+                            fixture, regress, n_groups, log)
+    blocks = []
+    for d in range(decisions):
+        cut = slice(d * gate.pairs, (d + 1) * gate.pairs)
+        blocks.append({name: verdict(times["base"][cut], times[name][cut], gate.max_slowdown) for name in ("same", "slow")})
+    all_null = ratios(times["base"], times["same"])
+    return {
+        "settings": {"pairs": gate.pairs, "max_slowdown": gate.max_slowdown, "decisions": decisions,
+                     "injected_slowdown": slowdown, "threads": regress.threads},
+        "false_alarms": sum(not all(b["same"][p]["ok"] for p in PARTS) for b in blocks),
+        "detections": sum(not b["slow"]["total"]["ok"] for b in blocks),
+        "null_median_ratios": {p: [b["same"][p]["median_ratio"] for b in blocks] for p in PARTS},
+        "slow_median_ratios": {p: [b["slow"][p]["median_ratio"] for b in blocks] for p in PARTS},
+        "null_pair_ratio_stdev": {p: statistics.stdev(v) if len(v) > 1 else 0.0 for p, v in all_null.items()},
+        "seconds": {name: {p: statistics.median(t[p] for t in runs) for p in PARTS} for name, runs in times.items()},
+    }
+
+
+def error_rates_markdown(result: dict) -> str:
+    s = result["settings"]
+    n = s["decisions"]
+    lines = [
+        "# Runtime gate: measured error rates",
+        "",
+        "Generated by `ptycho-runtime-gate --measure-error-rates` on one machine. Three checkouts of the same",
+        f"commit (base, the same code again, the same code made {100 * s['injected_slowdown']:.0f} % slower: train and infer",
+        f"each burn CPU at the end for that fraction of the base's own median time) timed in rotating order, {n * s['pairs']}",
+        f"rounds; every {s['pairs']} consecutive rounds make one gate decision, as CI makes it (limit: median ratio",
+        f"<= {1 + s['max_slowdown']:.2f} for train, infer and total). The limit sits between the two distributions",
+        "below: above the worst unchanged decision, below the mildest slowed one.",
+        "",
+        f"- **False alarms on unchanged code: {result['false_alarms']} of {n}** decisions.",
+        f"- **Detections of the {100 * s['injected_slowdown']:.0f} % slowdown: {result['detections']} of {n}** decisions (on the total).",
+        "",
+        "| part | unchanged: median ratio per decision | slowed: median ratio per decision | sd of one pair's ratio (unchanged) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for p in PARTS:
+        null = ", ".join(f"{v:.3f}" for v in result["null_median_ratios"][p])
+        slow = ", ".join(f"{v:.3f}" for v in result["slow_median_ratios"][p])
+        lines.append(f"| {p} | {null} | {slow} | {result['null_pair_ratio_stdev'][p]:.3f} |")
+    secs = result["seconds"]
+    lines += ["", "Median seconds per side: " + "; ".join(
+        f"{name} train {v['train']:.2f}, infer {v['infer']:.2f}, total {v['total']:.2f}" for name, v in secs.items()) + ".", ""]
+    return "\n".join(lines)

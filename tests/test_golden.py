@@ -1,0 +1,108 @@
+"""Golden numbers of the fixture regression (pytest-regressions' num_regression; goldens in tests/test_golden/).
+
+The `regress` stage runs this module on the record its own run wrote (`--golden-record
+outputs/regression/golden_record.json`); the plain test suite makes its own record with one regression
+repeat. Either way a changed number fails with a table of obtained against expected values per column.
+
+Tolerances come from measured spread (the `golden_spread` stage, reports/golden_spread.md): the same
+run under every CPU code path this machine offers (torch's ATen kernels default/AVX2/AVX-512,
+oneDNN capped at AVX2 and at SSE4.1, MKL capped at AVX2 and SSE4.2) and on 2 threads instead of 1. The
+worst deviation seen per column, times 10 and rounded up to 1, 2 or 5 of the next decade, is the
+tolerance: relative where a number is far from zero (losses, PSNR, SSIM, block amplitudes), absolute
+where it is near zero (correlations and FRC of a nearly flat two-epoch reconstruction, block phases).
+Another CPU family differed from ours by at most 7e-6 relative on the losses, inside the measured spread.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ptychoreg.harness.golden import TABLES, read_record
+
+RERECORD = "./tasks golden"
+
+# Worst deviation measured (reports/golden_spread.md, and a first measurement on 64 groups) -> tolerance
+# (x10, rounded up to 1, 2 or 5).
+TOLERANCES = {
+    "epochs": {
+        "train_loss": {"rtol": 1e-4, "atol": 0},  # 6.9e-6 relative
+        "val_loss": {"rtol": 2e-4, "atol": 0},  # 1.7e-5 relative
+    },
+    "figures": {
+        "nll_true_patches": {"rtol": 1e-5, "atol": 0},  # 0: no network involved, same on every path
+        "amplitude_psnr_db": {"rtol": 5e-5, "atol": 0},  # 2.5e-6 relative
+        "phase_psnr_db": {"rtol": 5e-6, "atol": 0},  # 4.2e-7 relative
+        "amplitude_ssim": {"rtol": 1e-5, "atol": 0},  # 7.6e-7 relative
+        "phase_ssim": {"rtol": 5e-5, "atol": 0},  # 2.3e-6 relative
+        "amplitude_correlation": {"rtol": 0, "atol": 2e-3},  # 1.9e-4 absolute (the value is near zero)
+        "phase_correlation": {"rtol": 0, "atol": 5e-3},  # 2.6e-4 absolute
+        "frc_mean": {"rtol": 0, "atol": 2e-3},  # 1.7e-4 absolute
+    },
+    "blocks": {
+        "amplitude_mean": {"rtol": 0, "atol": 1e-5},  # 7.5e-7 absolute
+        "phase_mean": {"rtol": 0, "atol": 5e-5},  # 4.4e-6 absolute
+    },
+}
+EXACT = {"rtol": 0, "atol": 0}  # epoch numbers
+
+
+@pytest.fixture(scope="module")
+def record(request, fixture_path, tmp_path_factory):
+    given = request.config.getoption("golden_record")
+    if given:
+        return read_record(given)
+    from conftest import ROOT
+    from ptychoreg.config import read_params
+    from ptychoreg.contract import load_npz
+    from ptychoreg.harness.golden import golden_record
+    from ptychoreg.harness.regress import RegressSettings, train_args
+    from ptychoreg.harness.runner import run_train_infer
+
+    settings = RegressSettings.from_params(read_params(ROOT / "params.yaml").get("regress"))
+    data = load_npz(fixture_path)
+    out = tmp_path_factory.mktemp("golden")
+    run_train_infer(str(fixture_path), out, train_args(settings, settings.n_groups or data.n, str(ROOT / "params.yaml")),
+                    [], settings.threads)
+    return golden_record(out, data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table", TABLES)
+def test_golden_numbers(record, table, num_regression):
+    try:
+        num_regression.check(record[table], basename=table, tolerances=TOLERANCES[table], default_tolerance=EXACT)
+    except AssertionError as exc:
+        raise AssertionError(f"golden table '{table}' changed (tests/test_golden/{table}.csv). If the change is "
+                             f"intended, re-record with `{RERECORD}` and commit the CSV diff.\n{exc}") from None
+
+
+def test_every_column_has_a_tolerance(record):
+    for table in TABLES:
+        assert set(record[table]) - {"epoch"} == set(TOLERANCES[table]), table
+
+
+def test_tolerances_stay_above_the_measured_spread():
+    """A tolerance below 5x the spread the `golden_spread` stage measured would make the gate flaky on
+    another CPU; re-measure (`dvc repro golden_spread`) and widen it."""
+    import json
+
+    from conftest import ROOT
+
+    measured = json.loads((ROOT / "metrics/golden_spread.json").read_text())["deviation"]
+    thin = []
+    for table, columns in TOLERANCES.items():
+        for column, tol in columns.items():
+            spread = measured[table][column]
+            margin = max(tol["atol"] / spread["abs"] if spread["abs"] else float("inf"),
+                         tol["rtol"] / spread["rel"] if spread["rel"] else float("inf"))
+            if margin < 5:
+                thin.append(f"{table}.{column}: {margin:.1f}x the measured spread")
+    assert not thin, "; ".join(thin)
+
+
+def test_deviations_take_the_worst_variant():
+    from ptychoreg.harness.golden import deviations
+
+    records = {"reference": {"t": {"c": [1.0, -2.0]}}, "a": {"t": {"c": [1.1, -2.0]}}, "b": {"t": {"c": [1.0, -2.4]}}}
+    dev = deviations(records)["t"]["c"]
+    assert dev["abs"] == pytest.approx(0.4) and dev["rel"] == pytest.approx(0.2)

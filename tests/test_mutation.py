@@ -1,0 +1,80 @@
+"""The mutation harness: mutants applied in-process and undone, every required bug class present, a
+harmless change escapes and a real bug is caught, and the working tree is never touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from conftest import CANONICAL, FIXTURE_METRICS, ROOT
+from ptychoreg.harness import mutation
+from ptychoreg.harness.mutation import MUTANTS, Mutant, applied
+
+REQUIRED_CLASSES = {
+    "diffraction rounded or quantised", "patterns paired with the wrong coordinates",
+    "stitching mirrored, transposed or off by one pixel", "sub-pixel shift with the wrong sign",
+    "float64 reaching the model", "an unseeded random choice", "a CLI that ignores --n-groups",
+    "the probe mis-scaled or conjugated", "the loss in the wrong units", "the ambiguous layout decided wrongly",
+    "inference on untrained weights", "a 30 % slowdown",
+}
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_every_required_bug_class_has_a_mutant():
+    assert {m.bug_class for m in MUTANTS} == REQUIRED_CLASSES
+    assert len({m.name for m in MUTANTS}) == len(MUTANTS)
+
+
+def test_applied_replaces_every_binding_and_restores_it():
+    import ptychoreg.geometry
+    import ptychoreg.harness.regress
+    import ptychoreg.inference
+
+    original = ptychoreg.geometry.stitch
+    mirrored = next(m for m in MUTANTS if m.name == "stitch-mirrored")
+    with applied(mirrored):
+        assert ptychoreg.geometry.stitch is not original
+        assert ptychoreg.inference.stitch is ptychoreg.geometry.stitch is ptychoreg.harness.regress.stitch
+    assert ptychoreg.geometry.stitch is original and ptychoreg.inference.stitch is original
+
+
+def test_applied_restores_after_an_exception():
+    import ptychoreg.model.physics
+
+    original = ptychoreg.model.physics.poisson_nll
+    units = next(m for m in MUTANTS if m.name == "loss-amplitude-units")
+    with pytest.raises(RuntimeError), applied(units):
+        raise RuntimeError("interrupted")
+    assert ptychoreg.model.physics.poisson_nll is original
+
+
+@pytest.mark.slow
+def test_a_harmless_change_escapes_and_a_bug_is_caught(tmp_path, fixture_path):
+    from ptychoreg.config import read_params
+    from ptychoreg.fixture import FixtureSpec
+    from ptychoreg.harness.regress import RegressSettings
+
+    params = read_params(ROOT / "params.yaml")
+    setup = mutation.RunSetup(
+        canonical=str(CANONICAL), fixture=fixture_path, fixture_spec=FixtureSpec.from_params(params["fixture"]),
+        expected_sha256=json.loads(FIXTURE_METRICS.read_text())["sha256"],
+        regress=RegressSettings.from_params(params["regress"]), params_path=str(ROOT / "params.yaml"),
+        golden_test=str(ROOT / "tests/test_golden.py"))
+    # A refactoring that changes nothing a user can see: the regression must not flag it.
+    harmless = Mutant("harmless", "none", "a wrapper that changes nothing", "ptychoreg.model.physics", "poisson_nll",
+                      lambda f: lambda *a, **k: f(*a, **k))
+    probe = next(m for m in MUTANTS if m.name == "probe-scaled")
+    before = _source_digest()
+    result = mutation.run_mutants(setup, (harmless, probe), max_slowdown=0.12, pairs=3, work=tmp_path,
+                                  log=lambda _: None)
+    assert result["escaped"] == ["harmless"] and result["caught"] == 1
+    assert "golden:figures" in result["results"]["probe-scaled"]["caught_by"]
+    assert _source_digest() == before  # mutants never edit the working tree

@@ -1,0 +1,64 @@
+"""The same-machine runtime gate: ratios, verdicts, and a slowdown committed on top of a real clone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+from ptychoreg.errors import PtychoError
+from ptychoreg.harness.regress import RegressSettings
+from ptychoreg.harness.runtime_gate import GateSettings, inject_slowdown, run_gate, verdict
+
+
+def _times(*totals):
+    return [{"train": t / 2, "infer": t / 2, "total": t} for t in totals]
+
+
+def test_verdict_judges_the_median_of_pairwise_ratios():
+    base = _times(10, 10, 10, 10, 10)
+    # One outlier pair (a noisy neighbour during one run) does not move the median.
+    result = verdict(base, _times(10.5, 9.8, 30, 10.2, 10.1), max_slowdown=0.12)
+    assert result["total"]["median_ratio"] == pytest.approx(1.02) and result["total"]["ok"]
+    assert result["total"]["max_ratio"] == pytest.approx(3.0)
+    slower = verdict(base, _times(13, 13.2, 12.9, 13.1, 13), max_slowdown=0.12)
+    assert not slower["total"]["ok"] and slower["total"]["median_ratio"] == pytest.approx(1.3)
+
+
+def test_settings_from_params():
+    assert GateSettings.from_params({"pairs": 3}).pairs == 3
+    with pytest.raises(PtychoError, match="runtime_gate.speed"):
+        GateSettings.from_params({"speed": 1})
+    with pytest.raises(PtychoError, match="max_slowdown > 0"):
+        GateSettings.from_params({"max_slowdown": 0})
+
+
+@pytest.mark.slow
+def test_a_committed_slowdown_fails_the_gate(tmp_path, fixture_path):
+    """A clone of this repository with a commit on top that makes train 100 % slower: the gate, run in the
+    clone against HEAD~1, fails train and passes infer (unchanged)."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    inject_slowdown(clone, {"ptycho-train": 3.0})  # train takes ~2-3 s here: >= +100 %
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    subprocess.run(["git", "commit", "-q", "-am", "slower training"], cwd=clone, check=True, env=env)
+    settings = RegressSettings(max_epochs=2, width=8, threads=1)
+    result = run_gate(str(fixture_path), settings, GateSettings(base="HEAD~1", pairs=2, max_slowdown=0.5), head=clone,
+                      log=lambda _: None)
+    assert not result["train"]["ok"] and result["train"]["median_ratio"] > 1.5
+    assert result["infer"]["ok"]
+    assert subprocess.run(["git", "worktree", "list"], cwd=clone, capture_output=True, text=True).stdout.count("\n") == 1
+
+
+def test_an_intended_slowdown_is_accepted_by_a_commit_trailer(tmp_path):
+    from ptychoreg.harness.runtime_gate import accepted_slowdown
+
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "faster"], cwd=tmp_path, check=True, env=env)
+    assert accepted_slowdown(tmp_path) is None
+    message = "Use torch.optim.Adam\n\nRuntime-Gate: accept +0.4 s per process for the standard optimiser\n"
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", message], cwd=tmp_path, check=True, env=env)
+    assert accepted_slowdown(tmp_path) == "+0.4 s per process for the standard optimiser"
