@@ -13,7 +13,7 @@ from ptychoreg.harness.deps import import_closure, stage_code
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 PACKAGE_DIR = Path("src/ptychoreg")
-REGENERATE = "python -m ptychoreg.harness.deps STAGE prints the list"
+REGENERATE = "`python -m ptychoreg.harness.deps` rewrites dvc.yaml from the import graph"
 
 
 def test_closure_follows_lazy_and_package_imports():

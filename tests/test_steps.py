@@ -20,6 +20,10 @@ def _start(**env):
 def test_stops_at_the_named_step_and_goes_on_when_continued():
     proc = _start(**{STOP_AT: "two"})
     assert proc.stderr.readline() == f"{ANNOUNCE}two\n"
+    # The line comes just before the stop: wait for the stop itself (an event), or a SIGCONT sent in
+    # between would be lost and the process would stay stopped.
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGSTOP
     assert proc.stdout.readline() == "after one\n"  # it passed step one without stopping
     os.kill(proc.pid, signal.SIGCONT)
     out, _ = proc.communicate(timeout=60)

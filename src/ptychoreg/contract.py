@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychoreg.errors import PtychoError
+from ptychoreg.interop.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_nphotons
 from ptychoreg.steps import step
 
 LAYOUTS = ("NHW", "HWN")
@@ -22,7 +23,8 @@ LAYOUTS = ("NHW", "HWN")
 REQUIRED_KEYS = ("diffraction", "probeGuess", "xcoords", "ycoords")
 KNOWN_KEYS = frozenset(
     REQUIRED_KEYS
-    + ("diff3d", "objectGuess", "xcoords_start", "ycoords_start", "Y", "metadata")
+    # diff3d, scan_index and _metadata are PtychoPINN's names (ptychoreg.interop); read and checked here.
+    + ("diff3d", "objectGuess", "xcoords_start", "ycoords_start", "Y", "metadata", "scan_index", "_metadata")
 )
 
 # Layout evidence for the ambiguous N == H == W case: the fraction of the stack's energy that lies in
@@ -52,6 +54,7 @@ class PtychoData:
     layout: LayoutDecision
     object: np.ndarray | None = None  # (M1, M2) complex ground truth, when present
     patches: np.ndarray | None = None  # `Y`: (N, H, W) complex ground-truth patches, when present
+    scan_index: np.ndarray | None = None  # (N,) integers: which scan each pattern belongs to (PtychoPINN)
     metadata: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)  # unknown keys, carried untouched
 
@@ -227,6 +230,23 @@ def _parse_metadata(path, array) -> dict:
     return value
 
 
+def _merge_ptychopinn_metadata(path, array, metadata: dict) -> dict:
+    """Take the photon count from PtychoPINN's `_metadata` when ours has none; refuse a contradiction."""
+    if array.ndim != 0 or array.dtype.kind != "U":
+        raise _fail(path, PTYCHOPINN_METADATA_KEY, f"expected a 0-d unicode JSON string, got {array.dtype} shape {array.shape}")
+    try:
+        nphotons = ptychopinn_nphotons(array)
+    except json.JSONDecodeError as exc:
+        raise _fail(path, PTYCHOPINN_METADATA_KEY, f"not valid JSON ({exc.msg} at char {exc.pos})") from None
+    if nphotons is None:
+        return metadata
+    ours = metadata.get("nphotons")
+    if ours is not None and ours != nphotons:
+        raise _fail(path, PTYCHOPINN_METADATA_KEY, f"physics_parameters.nphotons {nphotons:g} contradicts "
+                                                   f"metadata nphotons {ours:g}")
+    return {**metadata, "nphotons": nphotons}
+
+
 def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
     """Load and validate a dataset; return it in canonical (N, H, W) orientation.
 
@@ -287,6 +307,11 @@ def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
             raise _fail(path, "Y", f"has shape {patches.shape}, expected {diffraction.shape} (N,H,W)")
 
     metadata = _parse_metadata(path, arrays["metadata"]) if "metadata" in arrays else {}
+    if PTYCHOPINN_METADATA_KEY in arrays:
+        metadata = _merge_ptychopinn_metadata(path, arrays[PTYCHOPINN_METADATA_KEY], metadata)
+    scan_index = arrays.get("scan_index")
+    if scan_index is not None and (scan_index.shape != (n,) or scan_index.dtype.kind not in "iu"):
+        raise _fail(path, "scan_index", f"expected ({n},) integers, got {scan_index.dtype} shape {scan_index.shape}")
     extras = {k: v for k, v in arrays.items() if k not in KNOWN_KEYS}
     step("data loaded")
     return PtychoData(
@@ -300,6 +325,7 @@ def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
         layout=decision,
         object=obj,
         patches=patches,
+        scan_index=scan_index,
         metadata=metadata,
         extras=extras,
     )

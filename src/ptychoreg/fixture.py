@@ -21,6 +21,7 @@ from ptychoreg.errors import PtychoError
 from ptychoreg.fileio import npz_bytes, sha256_file, to_json, write_bytes, write_text
 from ptychoreg.geometry import extract_patches
 from ptychoreg.grouping import make_groups
+from ptychoreg.interop.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_metadata
 
 FORMAT_VERSION = 1
 STRATEGIES = ("stratified", "first")
@@ -128,6 +129,9 @@ def build_fixture(data: PtychoData, spec: FixtureSpec) -> Fixture:
         "ycoords_start": data.ycoords_start[idx].astype(np.float64),
         "Y": patches.astype(cdt),
         "metadata": np.array(json.dumps(metadata, sort_keys=True)),
+        # PtychoPINN's loader reads the stack as diff3d and its scan membership as scan_index.
+        "diff3d": data.diffraction[idx].astype(fdt),
+        "scan_index": (data.scan_index[idx] if data.scan_index is not None else np.zeros(len(idx))).astype(np.int64),
     }
     transformations = [
         f"diffraction: layout {data.layout.layout} -> NHW ({data.layout.evidence})",
@@ -138,6 +142,15 @@ def build_fixture(data: PtychoData, spec: FixtureSpec) -> Fixture:
         f"Y: cut from objectGuess at the subset positions (geometry.extract_patches, Fourier sub-pixel shift), -> {cdt}",
         "metadata: layout entry set to NHW" if "layout" in metadata else "metadata: carried unchanged",
     ]
+    transformations.append("diff3d: the same array as diffraction, for PtychoPINN's loader; scan_index: "
+                           + ("the subset's" if data.scan_index is not None else "zeros (one scan)"))
+    nphotons = metadata.get("nphotons")
+    if isinstance(nphotons, (int, float)) and not isinstance(nphotons, bool):
+        arrays[PTYCHOPINN_METADATA_KEY] = ptychopinn_metadata(nphotons, data.frame_shape[0], transformations)
+        transformations.append(f"{PTYCHOPINN_METADATA_KEY}: PtychoPINN's metadata record (nphotons {nphotons:g})")
+    else:
+        transformations.append(f"{PTYCHOPINN_METADATA_KEY}: omitted, the source states no nphotons "
+                               "(PtychoPINN will assume 1e9)")
     if data.extras:
         transformations.append(f"dropped unknown keys: {', '.join(sorted(data.extras))}")
     coverage = {"x": _coverage(x, data.xcoords), "y": _coverage(y, data.ycoords)}

@@ -2,8 +2,9 @@
 
 With `PTYCHOREG_STOP_AT=<name>` in the environment, the process writes `ptychoreg-step: <name>` to
 stderr when it reaches that step and stops itself (SIGSTOP). Whoever waits for that line knows where the
-process is, and can kill it there (SIGKILL ends a stopped process) or let it go on (SIGCONT). Without the
-variable a step costs one dictionary lookup.
+process is, and can kill it there (SIGKILL ends a stopped process) or, once its parent has seen it stop
+(`os.waitpid(pid, os.WUNTRACED)`), let it go on with SIGCONT. Without the variable a step costs one
+dictionary lookup.
 """
 
 from __future__ import annotations

@@ -74,14 +74,47 @@ def stage_code(cmd: str | list[str], root: Path = Path(".")) -> set[Path]:
     return found
 
 
-if __name__ == "__main__":
-    # Print a stage's computed code deps, ready for dvc.yaml: python -m ptychoreg.harness.deps STAGE
-    import sys
+def rewrite_deps(text: str, root: Path = Path(".")) -> str:
+    """dvc.yaml `text` with every stage's `src/ptychoreg/...` file deps replaced by what its command
+    loads (other deps, comments and order kept; a stage that depends on the whole package is left)."""
+    import re
 
     import yaml
 
-    stages = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
-    for name in sys.argv[1:] or sorted(stages):
-        print(f"{name}:")
-        for path in sorted(stage_code(stages[name]["cmd"])):
-            print(f"      - {path.as_posix()}")
+    stages = yaml.safe_load(text)["stages"]
+    for name, spec in stages.items():
+        code = sorted(p.as_posix() for p in stage_code(spec["cmd"], root))
+        deps = [str(d) for d in spec.get("deps", [])]
+        if not code or PACKAGE_DIR in deps:
+            continue
+        start = text.index(f"\n  {name}:\n")
+        block_start = text.index("    deps:\n", start) + len("    deps:\n")
+        block = re.match(r"(?:      - .*\n)+", text[block_start:])
+        lines = block.group(0).splitlines()
+        kept = [line for line in lines if not line.strip().startswith(f"- {PACKAGE_DIR}/")]
+        # Data deps (${...}) first, then our code, then the rest, as the file lays them out.
+        head = [line for line in kept if "${" in line]
+        tail = [line for line in kept if "${" not in line]
+        new = head + [f"      - {c}" for c in code] + tail
+        text = text[:block_start] + "\n".join(new) + "\n" + text[block_start + block.end():]
+    return text
+
+
+PACKAGE_DIR = "src/ptychoreg"
+
+
+if __name__ == "__main__":
+    # python -m ptychoreg.harness.deps            rewrite dvc.yaml's code deps from the import graph
+    # python -m ptychoreg.harness.deps --check    exit 1 when dvc.yaml disagrees with the import graph
+    import sys
+
+    dvc_yaml = Path("dvc.yaml")
+    current = dvc_yaml.read_text()
+    wanted = rewrite_deps(current)
+    if "--check" in sys.argv[1:]:
+        sys.exit(0 if wanted == current else 1)
+    if wanted != current:
+        from ptychoreg.fileio import write_text
+
+        write_text(dvc_yaml, wanted)
+        print("dvc.yaml: code deps rewritten from the import graph")

@@ -99,7 +99,8 @@ def _first_patterns(build_fixture):
     def mutated(data, spec):
         fixture = build_fixture(data, spec)
         n = len(fixture.indices)
-        fixture.arrays["diffraction"] = data.diffraction[:n].astype(fixture.arrays["diffraction"].dtype)
+        for key in ("diffraction", "diff3d"):
+            fixture.arrays[key] = data.diffraction[:n].astype(fixture.arrays[key].dtype)
         return fixture
     return mutated
 

@@ -1,0 +1,61 @@
+"""Parameter sweeps as DVC experiments: a 2-cell sensitivity sweep queued with `dvc exp run --queue`, run by
+`dvc queue start --jobs 2`, compared with `dvc exp show`, in a fresh clone (the README's worked example)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+CELLS = (16, 32)  # n_images of the two cells; one epoch, one repeat, no full-dataset reference
+
+
+def _dvc(*args, cwd, timeout=600):
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc
+
+
+def test_a_queued_two_cell_sweep_runs_and_compares(tmp_path):
+    clone = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    _dvc("cache", "dir", "--local", str(ROOT / ".dvc" / "cache"), cwd=clone)  # the canonical data, pulled
+    names = [f"sweep-n{n}" for n in CELLS]
+    for name, n in zip(names, CELLS):
+        _dvc("exp", "run", "--queue", "sensitivity", "-n", name, "-S", "sensitivity.max_epochs=[1]",
+             "-S", f"sensitivity.n_images=[{n}]", "-S", "sensitivity.repeats=1",
+             "-S", "sensitivity.reference_full=false", cwd=clone)
+    try:
+        _dvc("queue", "start", "--jobs", "2", cwd=clone)
+        for name in names:
+            _dvc("queue", "logs", "--follow", name, cwd=clone)  # returns when that experiment has ended
+        status = _dvc("queue", "status", cwd=clone).stdout
+        for name in names:
+            assert any(name in line and "Success" in line for line in status.splitlines()), status
+    finally:
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "stop", "--kill"], cwd=clone, capture_output=True)
+
+    shown = json.loads(_dvc("exp", "show", "--json", cwd=clone).stdout)
+    results = {}
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            rev = experiment["revs"][0]
+            params = rev["data"]["params"]["params.yaml"]["data"]["sensitivity"]
+            cells = rev["data"]["metrics"]["metrics/sensitivity.json"]["data"]["cells"]
+            results[rev["name"]] = (params, cells)
+    assert set(results) == set(names)
+    for name, n in zip(names, CELLS):
+        params, cells = results[name]
+        assert params["n_images"] == [n] and params["max_epochs"] == [1]
+        assert list(cells) == [f"epochs1_images{n}"]
+        assert cells[f"epochs1_images{n}"]["total_s"]["median"] > 0
+    # The workspace is untouched: experiments live in their own refs until applied.
+    assert _dvc("params", "diff", cwd=clone).stdout.strip() == ""
