@@ -19,7 +19,6 @@ from ptychoreg.errors import PtychoError
 from ptychoreg.grouping import make_groups
 from ptychoreg.model.network import PtychoNet, predict_patches, prediction_window
 from ptychoreg.model.physics import forward_amplitude, loss_fn
-from ptychoreg.optim import Adam
 from ptychoreg.steps import step
 
 
@@ -32,17 +31,19 @@ def select_device(accelerator: str) -> torch.device:
     return torch.device("cuda" if available else "cpu")
 
 
-def configure_runtime(seed: int, threads: int, device: torch.device) -> None:
-    """Seed torch, pin its threads, and demand deterministic kernels (strict on CPU)."""
+def configure_runtime(seed: int, threads: int, device: torch.device, deterministic: bool = True) -> None:
+    """Seed torch, pin its threads, and (for training) demand deterministic kernels, strict on CPU.
+
+    Inference passes deterministic=False: its forward pass uses no kernel with a nondeterministic CPU
+    variant, and the flag's public API imports the torch compiler stack (~1 s of start-up per process).
+    The regression's repeat-identity check holds inference to the same bytes on every run."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    # Some CUDA kernels (nearest-upsample backward) have no deterministic version: warn there, not fail.
-    # The public torch.use_deterministic_algorithms also sets a flag in torch._inductor's config, and
-    # importing that compiler stack costs ~3 s of start-up on a 2-core CPU; nothing here compiles, so set
-    # the same switch the public function sets, directly.
-    torch._C._set_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    if deterministic:
+        # Some CUDA kernels (nearest-upsample backward) have no deterministic version: warn there, not fail.
+        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
 
 
 @dataclass
@@ -91,7 +92,7 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
                       probe_big=config.model.probe_big).to(device)
     probe = torch.from_numpy(data.probe.astype(np.complex64)).to(device)
     window = prediction_window(model).to(device)
-    optimiser = Adam(model.parameters(), lr=config.train.learning_rate)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
     log(
         f"training on {data.path}: {groups.n_groups} groups of {groups.channels} ({len(train_set)} train, "
         f"{len(val_set)} validation), {sum(p.numel() for p in model.parameters()):,} weights, "

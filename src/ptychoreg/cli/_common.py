@@ -28,27 +28,16 @@ def run(name: str, body: Callable[[list[str] | None], int | None], argv: list[st
     return EXIT_ERROR
 
 
-def exit_now(code: int) -> None:
-    """End a command process without interpreter teardown.
-
-    Tearing down a process that imported torch costs ~0.75 s on a 2-core CPU (module and object
-    cleanup), a tenth of the regression budget per CLI call. Every output is already written,
-    fsynced and renamed by then (fileio), so only the standard streams need flushing.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 def entry_points(name: str, body: Callable[[list[str] | None], int | None]):
     """(main, cli) for a command: `main(argv)` returns the exit code (tests call it in process);
-    `cli()` is the console-script and `python -m` entry, which exits without teardown."""
+    `cli()` is the console-script and `python -m` entry: a normal interpreter exit, so atexit handlers,
+    coverage and log flushing run."""
 
     def main(argv: list[str] | None = None) -> int:
         return run(name, body, argv)
 
     def cli() -> None:
-        exit_now(main())
+        sys.exit(main())
 
     return main, cli
 

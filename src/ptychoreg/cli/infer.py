@@ -48,7 +48,7 @@ def _main(argv: list[str] | None) -> int:
     from ptychoreg.training import configure_runtime, select_device
 
     device = select_device(config.accelerator)
-    configure_runtime(0, config.threads, device)
+    configure_runtime(0, config.threads, device, deterministic=False)
     bundle = load_bundle(args.model, device)
     result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size)
     out = Path(args.output_dir)
