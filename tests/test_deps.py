@@ -9,10 +9,9 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ptychoreg.harness.deps import import_closure, stage_code
+from ptychoreg.harness.deps import PACKAGE_DIR, import_closure, stage_code
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-PACKAGE_DIR = Path("src/ptychoreg")
 REGENERATE = "`python -m ptychoreg.harness.deps` rewrites dvc.yaml from the import graph"
 
 
@@ -34,7 +33,7 @@ def test_subprocess_modules_named_in_full_count():
 def test_stage_declares_exactly_the_code_it_loads(stage):
     declared = [Path(str(d)) for d in STAGES[stage].get("deps", [])]
     needed = stage_code(STAGES[stage]["cmd"], ROOT)
-    code = {d for d in declared if PACKAGE_DIR in d.parents}
+    code = {d for d in declared if Path(PACKAGE_DIR) in d.parents}
     missing = sorted(p.as_posix() for p in needed - code)
     stale = sorted(p.as_posix() for p in code - needed)
     assert not missing, f"stage {stage} loads but does not declare: {', '.join(missing)} ({REGENERATE})"

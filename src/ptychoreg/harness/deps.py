@@ -12,6 +12,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = "ptychoreg"
+PACKAGE_DIR = "src/ptychoreg"  # where its sources sit, as dvc.yaml names them
 
 
 def _module_file(src: Path, name: str) -> Path | None:
@@ -75,8 +76,8 @@ def stage_code(cmd: str | list[str], root: Path = Path(".")) -> set[Path]:
 
 
 def rewrite_deps(text: str, root: Path = Path(".")) -> str:
-    """dvc.yaml `text` with every stage's `src/ptychoreg/...` file deps replaced by what its command
-    loads (other deps, comments and order kept; a stage that depends on the whole package is left)."""
+    """dvc.yaml `text` with every stage's `src/ptychoreg/...` deps replaced by the files its command
+    loads (other deps, comments and order kept)."""
     import re
 
     import yaml
@@ -84,23 +85,20 @@ def rewrite_deps(text: str, root: Path = Path(".")) -> str:
     stages = yaml.safe_load(text)["stages"]
     for name, spec in stages.items():
         code = sorted(p.as_posix() for p in stage_code(spec["cmd"], root))
-        deps = [str(d) for d in spec.get("deps", [])]
-        if not code or PACKAGE_DIR in deps:
+        if not code:
             continue
         start = text.index(f"\n  {name}:\n")
         block_start = text.index("    deps:\n", start) + len("    deps:\n")
         block = re.match(r"(?:      - .*\n)+", text[block_start:])
         lines = block.group(0).splitlines()
-        kept = [line for line in lines if not line.strip().startswith(f"- {PACKAGE_DIR}/")]
+        kept = [line for line in lines if line.strip() != f"- {PACKAGE_DIR}"
+                and not line.strip().startswith(f"- {PACKAGE_DIR}/")]
         # Data deps (${...}) first, then our code, then the rest, as the file lays them out.
         head = [line for line in kept if "${" in line]
         tail = [line for line in kept if "${" not in line]
         new = head + [f"      - {c}" for c in code] + tail
         text = text[:block_start] + "\n".join(new) + "\n" + text[block_start + block.end():]
     return text
-
-
-PACKAGE_DIR = "src/ptychoreg"
 
 
 if __name__ == "__main__":
