@@ -21,8 +21,14 @@ CANONICAL = ROOT / "data/canonical/ptycho_sim_1087.npz"
 
 def pytest_addoption(parser):
     parser.addoption("--golden-record", default=None,
-                     help="check this regression record (the regress stage's golden_record.json) against the "
-                          "golden values, instead of running the regression once in the test")
+                     help="check this golden record (a JSON file, as the mutation stage writes) against the golden "
+                          "values, instead of running the regression once in the test")
+    parser.addoption("--golden-train", default=None,
+                     help="with --golden-infer: check the run in these folders (the train_fixture and infer_fixture "
+                          "stages' outputs)")
+    parser.addoption("--golden-infer", default=None)
+    parser.addoption("--quality-model", default=str(ROOT / "outputs/quality/model.pt"),
+                     help="the reference model the quality-model check reconstructs the fixture with")
 
 
 def save_npz(path: Path, arrays: dict) -> Path:

@@ -8,7 +8,6 @@ Expectations for every refused input: a non-zero exit, one stderr line naming th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from ptychoreg.fileio import file_digest
 from ptychoreg.synthetic import synthetic_arrays
 
 N = 24  # patterns in the synthetic datasets
@@ -27,8 +27,7 @@ PARAMS = "fixture:\n  min_subset: 16\n"  # what the matrix's CLIs read instead o
 # Where interrupted runs are killed: after reading, in the middle of training, and between writing each
 # output and renaming it into place (ptychoreg.steps names them).
 FIXTURE_KILL_STEPS = ["data loaded", "before-rename fixture.npz", "before-rename fixture.json"]
-TRAIN_KILL_STEPS = ["data loaded", "epoch 1", "epoch 2", "before-rename model.pt", "before-rename history.json",
-                    "before-rename loss_curve.png"]
+TRAIN_KILL_STEPS = ["data loaded", "epoch 1", "epoch 2", "before-rename model.pt", "before-rename history.json"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def _cli(command: str, *args, cwd: Path, timeout: float = 300) -> subprocess.Com
 
 def snapshot(folder: Path) -> dict:
     """Every file under `folder` (hidden temporaries included) with the sha256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+    return {str(p.relative_to(folder)): file_digest(p)
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
@@ -191,8 +190,10 @@ class Matrix:
 
     def bad_parameters(self) -> None:
         fixture = self.args_for("fixture", self.good, self.outputs["fixture"])
-        for size, fragment in ((0, "below the minimum 16"), (15, "below the minimum 16"), (N + 1, f"exceeds the {N} patterns")):
-            self.refused("bad parameter", f"subset size {size}", fixture[:-1] + [size], ["good.npz", fragment])
+        # 0 breaks the setting's own limit (config.py), before any file is read; the others need the data.
+        for size, fragments in ((0, ["fixture.subset_size", "must be >= 1"]), (15, ["good.npz", "below the minimum 16"]),
+                                (N + 1, ["good.npz", f"exceeds the {N} patterns"])):
+            self.refused("bad parameter", f"subset size {size}", fixture[:-1] + [size], fragments)
         same = _save(self.work / "same_positions.npz", {**synthetic_arrays(n=N), "xcoords": np.full(N, 12.0), "ycoords": np.full(N, 12.0)})
         self.refused("bad parameter", "all positions identical", self.args_for("fixture", same, self.outputs["fixture"]),
                      ["same_positions.npz", "1 unique scan position"])
@@ -234,11 +235,11 @@ class Matrix:
         data[len(data) // 2] ^= 0x01
         tampered = self.work / "tampered.npz"
         tampered.write_bytes(bytes(data))
+        metrics = self.work / "good" / "regression.json"
         args = ["regress", "--fixture", tampered, "--fixture-metrics", self.work / "fixture_metrics.json",
-                "--out-dir", self.work / "good" / "regress", "--metrics-out", self.work / "good" / "regression.json",
-                "--plots-dir", self.work / "good" / "plots"]
+                "--metrics-out", metrics, "--runtime-plot", self.work / "good" / "runtime.json"]
         self.refused("tampering", "fixture altered, same size", args, ["tampered.npz", "does not match"],
-                     extra_check=lambda: "regression ran" if (self.work / "good" / "regress").exists() else "")
+                     extra_check=lambda: "regression ran" if metrics.exists() else "")
 
     def interrupted(self, source: Path, steps: list[str], command: str) -> None:
         """SIGKILL a run at each named step (ptychoreg.steps); the previous outputs must stay valid and the

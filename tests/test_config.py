@@ -22,7 +22,7 @@ def test_ints_accepted_for_floats_and_null_for_optional():
     ({"train": {"epochs": 3}}, "key 'train.epochs': unknown setting"),
     ({"train": {"max_epochs": "3"}}, "key 'train.max_epochs': expected int"),
     ({"train": {"loss": "mse"}}, "key 'train.loss': 'mse' is not one of poisson, mae"),
-    ({"model": {"gridsize": 5}}, "key 'model.gridsize': must be 1, 2 or 3"),
+    ({"model": {"gridsize": 5}}, "key 'model.gridsize': '5' is not one of 1, 2, 3"),
     ({"train": {"val_fraction": 1.5}}, "key 'train.val_fraction'"),
     ({"model": {"probe_big": "yes"}}, "expected bool"),
     ({"model": [1, 2]}, "key 'model': expected a mapping"),
@@ -54,3 +54,50 @@ def test_project_params_are_valid():
     from conftest import ROOT
 
     build_config(read_params(ROOT / "params.yaml"), where="params.yaml")
+
+
+def test_every_params_section_is_defined_once_with_the_committed_values_as_defaults():
+    """params.yaml holds each section of ptychoreg.config, in order, and every value equals the default
+    there: a default cannot silently disagree with what the pipeline runs."""
+    from conftest import ROOT
+    from ptychoreg.config import SECTIONS
+
+    params = read_params(ROOT / "params.yaml")
+    assert list(params) == list(SECTIONS)
+    for name, cls in SECTIONS.items():
+        assert cls.from_params(params[name]) == cls(), f"params.yaml {name}: differs from config.py's defaults"
+
+
+def test_cli_flags_are_derived_from_the_sections():
+    from dataclasses import fields
+
+    from ptychoreg.cli import infer, train
+    from ptychoreg.config import InferConfig, ModelConfig, TrainConfig
+
+    train_flags = {a.dest for a in train.parser()._actions}
+    assert {f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)} <= train_flags
+    assert {f.name for f in fields(InferConfig)} <= {a.dest for a in infer.parser()._actions}
+    args = train.parser().parse_args(["--data", "d", "--output-dir", "o", "--nepochs", "3", "--n-images", "5",
+                                      "--no-probe-big", "--lr-schedule", "onecycle"])
+    assert (args.max_epochs, args.n_groups, args.probe_big, args.lr_schedule) == (3, 5, False, "onecycle")
+    with pytest.raises(SystemExit):
+        train.parser().parse_args(["--data", "d", "--output-dir", "o", "--gridsize", "4"])
+
+
+def test_no_implicit_params_file(tmp_path, monkeypatch):
+    """A params.yaml in the working directory is not read unless --params names it."""
+    from ptychoreg.cli._common import load_params
+
+    (tmp_path / "params.yaml").write_text("train: {max_epochs: 99}\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_params(None) == ({}, "defaults")
+    assert load_params("params.yaml")[0]["train"]["max_epochs"] == 99
+
+
+def test_limits_are_checked_for_every_section():
+    from ptychoreg.config import QualitySettings, SensitivitySettings
+
+    with pytest.raises(PtychoError, match="key 'sensitivity.n_images': must be >= 1"):
+        SensitivitySettings.from_params({"n_images": [16, 0]})
+    with pytest.raises(PtychoError, match="key 'quality.min_ssim': must be < 1"):
+        QualitySettings.from_params({"min_ssim": 1.5})

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from ptychoreg.harness.drift import DriftSettings, evaluate, format_table
+from ptychoreg.harness.drift import evaluate, format_table
+from ptychoreg.config import DriftSettings
 
 SETTINGS = DriftSettings(runtime_rise=0.25, quality_drop=0.05,
                          runtime_metrics={"metrics/regression.json": ["total_s.median"]},

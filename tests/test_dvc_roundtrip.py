@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import FIXTURE_METRICS, ROOT
-from ptychoreg.fileio import sha256_file
+from ptychoreg.fileio import file_digest
 
 pytestmark = pytest.mark.slow
 FIXTURE_REL = "tests/fixtures/pytorch_integration/minimal_dataset_v1.npz"
@@ -43,4 +43,4 @@ def test_push_then_pull_in_a_fresh_clone(tmp_path, fixture_path):
     assert not (consumer / FIXTURE_REL).exists()
     _run(sys.executable, "-m", "dvc", "pull", "-r", "scratch", FIXTURE_REL, cwd=consumer)
     pulled = consumer / FIXTURE_REL
-    assert sha256_file(pulled) == json.loads(FIXTURE_METRICS.read_text())["sha256"] == sha256_file(fixture_path)
+    assert file_digest(pulled) == json.loads(FIXTURE_METRICS.read_text())["sha256"] == file_digest(fixture_path)

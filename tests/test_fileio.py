@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ptychoreg.errors import PtychoError
-from ptychoreg.fileio import atomic_path, npz_bytes, sha256_array, write_json, write_npz, write_text
+from ptychoreg.fileio import atomic_path, file_digest, npz_bytes, sha256_array, write_json, write_npz, write_text
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -60,3 +60,9 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path):
     alive.write_text("partial")
     write_text(tmp_path / "out.txt", "new")
     assert not dead.exists() and alive.exists()
+
+
+def test_file_digest(tmp_path):
+    (tmp_path / "x").write_bytes(b"abc")
+    assert file_digest(tmp_path / "x", "md5") == "900150983cd24fb0d6963f7d28e17f72"
+    assert file_digest(tmp_path / "x") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -11,7 +11,8 @@ import pytest
 from conftest import assert_one_line_error, run_cli, synthetic_arrays
 from ptychoreg.contract import load_npz
 from ptychoreg.errors import PtychoError
-from ptychoreg.fixture import FixtureSpec, fixture_metrics, generate, select_indices
+from ptychoreg.fixture import fixture_metrics, generate, select_indices
+from ptychoreg.config import FixtureSpec
 from ptychoreg.geometry import extract_patches
 
 

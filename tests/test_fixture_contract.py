@@ -9,7 +9,7 @@ import pytest
 
 from conftest import CANONICAL, FIXTURE_METRICS, SIDECAR
 from ptychoreg.contract import load_npz
-from ptychoreg.fileio import sha256_file
+from ptychoreg.fileio import file_digest
 from ptychoreg.geometry import extract_patches
 
 
@@ -52,11 +52,11 @@ def test_sidecar_fields(sidecar, fixture):
                 "coverage", "unique_positions"):
         assert key in sidecar, key
     assert sidecar["subset"]["size"] == fixture.n == len(sidecar["subset"]["indices"])
-    assert sidecar["source"]["sha256"] == sha256_file(CANONICAL)
+    assert sidecar["source"]["sha256"] == file_digest(CANONICAL)
 
 
 def test_sha256_matches_sidecar_and_metrics(fixture_path, sidecar):
-    actual = sha256_file(fixture_path)
+    actual = file_digest(fixture_path)
     assert actual == sidecar["fixture"]["sha256"]
     assert actual == json.loads(FIXTURE_METRICS.read_text())["sha256"]
 

@@ -84,8 +84,17 @@ def test_quality_figures_in_range(trained):
         assert np.isfinite(quality[part]["psnr_db"])
     assert -1 <= quality["frc"]["mean"] <= 1
     assert quality["region_pixels"] > 1000
+    assert not list(out.glob("*.png"))  # the timed CLIs draw nothing: ptycho-plots does
+
+
+def test_plots_cli_draws_the_run(trained, fixture_path, tmp_path):
+    out, _, _ = trained
+    result = run_cli("plots", "--run-dir", out, "--data", fixture_path, "--out-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
     for name in ("amplitude.png", "phase.png", "loss_curve.png"):
-        assert (out / name).stat().st_size > 1000
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = run_cli("plots", "--run-dir", tmp_path / "nothing")
+    assert empty.returncode == 2 and "nothing to draw" in empty.stderr
 
 
 def test_n_groups_below_the_fixture_size_is_honoured(fixture_path, tmp_path):

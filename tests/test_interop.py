@@ -143,7 +143,8 @@ def test_export_refuses_a_run_folder_without_a_reconstruction(tmp_path, fixture_
 
 def test_the_generator_writes_ptychopinn_keys_from_any_source(synthetic, tmp_path):
     """A source with PtychoPINN's scan_index and its own photon count: the fixture carries both on."""
-    from ptychoreg.fixture import FixtureSpec, generate, select_indices
+    from ptychoreg.fixture import generate, select_indices
+    from ptychoreg.config import FixtureSpec
 
     scans = np.arange(36, dtype=np.int64) % 3
     source = synthetic(n=36, scan_index=scans, metadata=np.array(json.dumps({"nphotons": 5e5})))

@@ -59,8 +59,8 @@ def test_applied_restores_after_an_exception():
 @pytest.mark.slow
 def test_a_harmless_change_escapes_and_a_bug_is_caught(tmp_path, fixture_path):
     from ptychoreg.config import read_params
-    from ptychoreg.fixture import FixtureSpec
-    from ptychoreg.harness.regress import RegressSettings
+    from ptychoreg.config import FixtureSpec
+    from ptychoreg.config import RegressSettings
 
     params = read_params(ROOT / "params.yaml")
     setup = mutation.RunSetup(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import numpy as np
 
 from ptychoreg.quality import PSNR_CAP_DB, correlation, frc, quality_report, remove_global_phase, ssim
@@ -63,3 +64,21 @@ def test_helpers():
     assert freq[0] == 0 and np.allclose(curve, 1)
     aligned, offset = remove_global_phase(np.exp(1j * 0.5) * np.ones((4, 4)), np.ones((4, 4)), np.ones((4, 4), bool))
     np.testing.assert_allclose(aligned, 1)
+
+
+def test_ssim_is_scikit_image_over_the_whole_windows_inside_the_region():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((40, 50))
+    pred = truth + 0.2 * rng.standard_normal(truth.shape)
+    full = np.ones(truth.shape, bool)
+    # Whole image: scikit-image's own mean (it also drops the 3-pixel border its windows overhang).
+    assert ssim(pred, truth, full, 1.0) == pytest.approx(structural_similarity(pred, truth, data_range=1.0), abs=1e-12)
+    # A region: only windows wholly inside it count, so what lies outside cannot change the figure.
+    mask = np.zeros(truth.shape, bool)
+    mask[5:30, 8:40] = True
+    outside_changed = np.where(mask, pred, 0.0)
+    assert ssim(outside_changed, truth, mask, 1.0) == pytest.approx(ssim(pred, truth, mask, 1.0), abs=1e-12)
+    assert ssim(pred, truth, mask, 1.0) == pytest.approx(
+        structural_similarity(pred[5:30, 8:40], truth[5:30, 8:40], data_range=1.0), abs=1e-12)

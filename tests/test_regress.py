@@ -8,9 +8,9 @@ import pytest
 
 from conftest import FIXTURE_METRICS
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.golden import BLOCKS, read_record
-from ptychoreg.harness.regress import RECORD, RegressSettings, orientation_error, run_regression
-from ptychoreg.harness.runner import spread
+from ptychoreg.config import RegressSettings
+from ptychoreg.harness.regress import orientation_error, params_args, run_regression, train_args
+from ptychoreg.harness.runner import run_train_infer, spread
 
 
 def test_spread_statistics():
@@ -38,24 +38,46 @@ def test_refuses_a_tampered_fixture_before_running(fixture_path, tmp_path):
     tampered.write_bytes(bytes(data))
     expected = json.loads(FIXTURE_METRICS.read_text())["sha256"]
     with pytest.raises(PtychoError, match="does not match .* recorded in metrics/fixture.json"):
-        run_regression(str(tampered), expected, RegressSettings(repeats=1), tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        run_regression(str(tampered), expected, RegressSettings(repeats=1))
 
 
 @pytest.mark.slow
 def test_real_regression_run(fixture_path, tmp_path):
     expected = json.loads(FIXTURE_METRICS.read_text())["sha256"]
     settings = RegressSettings(repeats=2, max_epochs=2, width=4)
-    metrics = run_regression(str(fixture_path), expected, settings, tmp_path / "out", params_path="params.yaml",
-                             log=lambda _: None)
-    assert all(metrics["checks"].values())
+    # The staged run (what train_fixture + infer_fixture do), then the timed runs that must reproduce it.
+    staged = tmp_path / "staged"
+    run_train_infer(str(fixture_path), staged, train_args(settings, settings.n_groups, "params.yaml"),
+                    params_args("params.yaml"), settings.threads)
+    metrics, per_repeat = run_regression(str(fixture_path), expected, settings, params_path="params.yaml",
+                                         staged_run=staged, log=lambda _: None)
+    assert all(metrics["checks"].values()) and metrics["checks"]["reproduces_staged_run"]
     assert metrics["distinct_outputs"] == 1 and metrics["total_s"]["n"] == 2
     assert metrics["total_s"]["median"] < 45
     assert 0 < metrics["peak_rss_mb"]["train"] < 1024
-    assert (tmp_path / "out" / "model.pt").is_file() and not list(tmp_path.glob(".out-*"))
     assert "stitched_sha256" not in metrics  # float bytes differ between CPUs: never a cross-machine metric
     for part in ("train", "infer", "total"):
         assert metrics["normalised"][part]["median"] > 0 and metrics["normalised"][part]["n"] == 2
     assert metrics["calibration_s"]["n"] == 2
-    record = read_record(tmp_path / "out" / RECORD)
-    assert len(record["epochs"]["train_loss"]) == 2 and len(record["blocks"]["amplitude_mean"]) == BLOCKS ** 2
+    assert [r["repeat"] for r in per_repeat] == [1, 2]
+    assert min(r["total_s"] for r in per_repeat) == metrics["total_s"]["min"]
+
+    # A staged run of other settings is not what the timed runs reproduce: the stage fails.
+    summary = json.loads((staged / "summary.json").read_text())
+    (staged / "summary.json").write_text(json.dumps({**summary, "stitched_sha256": "0" * 64}))
+    with pytest.raises(PtychoError, match="regression failed: reproduces_staged_run"):
+        run_regression(str(fixture_path), expected, RegressSettings(repeats=1, max_epochs=2, width=4),
+                       params_path="params.yaml", staged_run=staged, log=lambda _: None)
+
+
+def test_breakdown_accounts_for_every_second(tmp_path):
+    from ptychoreg.harness.runner import RunRecord, breakdown
+
+    log = tmp_path / "train.log"
+    log.write_text('epoch 1\nphases {"settings and data": 0.1, "imports (torch, ours)": 1.5, "training": 2.0}\n')
+    parts = breakdown(RunRecord("train", 4.0, 100.0, log), interpreter_s=0.05)
+    assert parts["interpreter start"] == 0.05 and parts["training"] == 2.0
+    assert sum(parts.values()) == pytest.approx(4.0)
+    log.write_text("killed\n")
+    with pytest.raises(PtychoError, match="no phases line"):
+        breakdown(RunRecord("train", 4.0, 100.0, log), interpreter_s=0.05)

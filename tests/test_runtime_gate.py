@@ -9,8 +9,9 @@ import pytest
 
 from conftest import ROOT
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.regress import RegressSettings
-from ptychoreg.harness.runtime_gate import GateSettings, inject_slowdown, run_gate, verdict
+from ptychoreg.config import RegressSettings
+from ptychoreg.harness.runtime_gate import inject_slowdown, run_gate, verdict
+from ptychoreg.config import GateSettings
 
 
 def _times(*totals):
@@ -31,7 +32,7 @@ def test_settings_from_params():
     assert GateSettings.from_params({"pairs": 3}).pairs == 3
     with pytest.raises(PtychoError, match="runtime_gate.speed"):
         GateSettings.from_params({"speed": 1})
-    with pytest.raises(PtychoError, match="max_slowdown > 0"):
+    with pytest.raises(PtychoError, match="runtime_gate.max_slowdown': must be > 0"):
         GateSettings.from_params({"max_slowdown": 0})
 
 

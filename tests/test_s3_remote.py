@@ -19,7 +19,8 @@ import boto3
 import pytest
 
 from conftest import ROOT
-from ptychoreg.harness.verify import locked_md5, md5_file
+from ptychoreg.fileio import file_digest
+from ptychoreg.harness.verify import locked_md5
 
 pytestmark = pytest.mark.slow
 BUCKET = "team"
@@ -90,7 +91,7 @@ def test_push_then_pull_restores_the_fixture_stage(s3, tmp_path, fixture_path):
     lock = (consumer / "dvc.lock").read_text()
     for output in ("tests/fixtures/pytorch_integration/minimal_dataset_v1.npz",
                    "tests/fixtures/pytorch_integration/minimal_dataset_v1.json"):
-        assert md5_file(consumer / output) == locked_md5(lock, output)
+        assert file_digest(consumer / output, "md5") == locked_md5(lock, output)
     # Pulled, not rebuilt: DVC finds the stage up to date.
     assert _dvc("status", "-q", "make_fixture", cwd=consumer, env=env).returncode == 0
 

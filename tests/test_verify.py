@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.verify import locked_md5, md5_file, verify_rebuilt_fixture
+from ptychoreg.harness.verify import locked_md5, verify_rebuilt_fixture
 
 LOCK = """schema: '2.0'
 stages:
@@ -21,11 +21,6 @@ def test_locked_md5():
     assert locked_md5(LOCK, "tests/fixtures/f.npz") == "0123456789abcdef0123456789abcdef"
     with pytest.raises(PtychoError, match="records no output other.npz"):
         locked_md5(LOCK, "other.npz")
-
-
-def test_md5_file(tmp_path):
-    (tmp_path / "x").write_bytes(b"abc")
-    assert md5_file(tmp_path / "x") == "900150983cd24fb0d6963f7d28e17f72"
 
 
 @pytest.mark.slow

@@ -29,12 +29,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes: sha256 for our records, md5 to compare with what dvc.lock records."""
     with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def sha256_array(array: np.ndarray) -> str:

@@ -15,50 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from ptychoreg import __version__
-from ptychoreg.config import parse_section
+from ptychoreg.config import FIXTURE_STRATEGIES, FixtureSpec
 from ptychoreg.contract import PtychoData, load_npz
 from ptychoreg.errors import PtychoError
-from ptychoreg.fileio import npz_bytes, sha256_file, to_json, write_bytes, write_text
+from ptychoreg.fileio import npz_bytes, file_digest, to_json, write_bytes, write_text
 from ptychoreg.geometry import extract_patches
 from ptychoreg.grouping import make_groups
 from ptychoreg.interop.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_metadata
 
 FORMAT_VERSION = 1
-STRATEGIES = ("stratified", "first")
-_FLOAT_DTYPES = ("float32", "float64")
-_COMPLEX_DTYPES = ("complex64", "complex128")
-
-
-@dataclass(frozen=True)
-class FixtureSpec:
-    subset_size: int = 64
-    strategy: str = "stratified"  # evenly spaced over the scan order; "first" takes the first n
-    output: str = "tests/fixtures/pytorch_integration/minimal_dataset_v1.npz"
-    sidecar: str | None = None  # the JSON sidecar; None: beside the output, with .json
-    min_unique_positions: int = 2
-    min_subset: int = 16
-    gridsize: int = 2  # the fixture must be able to form groups of gridsize^2 overlapping patterns
-    diffraction_dtype: str = "float32"
-    complex_dtype: str = "complex64"
-
-    @classmethod
-    def from_params(cls, values: dict | None, where: str = "params.yaml") -> "FixtureSpec":
-        spec = cls(**parse_section(cls, "fixture", values, where, {"strategy": STRATEGIES}))
-        spec.check(where)
-        return spec
-
-    def check(self, where: str = "fixture parameters") -> None:
-        problems = [
-            (self.strategy not in STRATEGIES, "strategy", f"'{self.strategy}' is not one of {', '.join(STRATEGIES)}"),
-            (self.diffraction_dtype not in _FLOAT_DTYPES, "diffraction_dtype", f"must be one of {', '.join(_FLOAT_DTYPES)}"),
-            (self.complex_dtype not in _COMPLEX_DTYPES, "complex_dtype", f"must be one of {', '.join(_COMPLEX_DTYPES)}"),
-            (self.min_unique_positions < 2, "min_unique_positions", "must be >= 2 (the seed plan's floor)"),
-            (self.min_subset < 1, "min_subset", "must be >= 1"),
-            (self.gridsize < 1, "gridsize", "must be >= 1"),
-        ]
-        for bad, key, problem in problems:
-            if bad:
-                raise PtychoError(where, problem, key=f"fixture.{key}")
 
 
 def sidecar_path(output: str | Path) -> Path:
@@ -76,7 +41,7 @@ def select_indices(n_total: int, size: int, strategy: str) -> np.ndarray:
             return np.zeros(1, dtype=np.int64)
         i = np.arange(size, dtype=np.int64)
         return (2 * i * (n_total - 1) + (size - 1)) // (2 * (size - 1))
-    raise PtychoError(None, f"strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
+    raise PtychoError(None, f"strategy '{strategy}' is not one of {', '.join(FIXTURE_STRATEGIES)}")
 
 
 def _coverage(sub: np.ndarray, full: np.ndarray) -> float:
@@ -169,7 +134,7 @@ def generator_code() -> dict:
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
         if path and Path(path).resolve().is_relative_to(root):
-            files[Path(path).resolve().relative_to(root).as_posix()] = sha256_file(path)
+            files[Path(path).resolve().relative_to(root).as_posix()] = file_digest(path)
     return {"files": sorted(files), "sha256": hashlib.sha256(to_json(files).encode()).hexdigest()}
 
 
@@ -197,7 +162,7 @@ def generate(
     sidecar = {
         "version": FORMAT_VERSION,
         "generator": {"module": __name__, "version": __version__, "code": generator_code()},
-        "source": {"path": str(source), "sha256": sha256_file(source), "bytes": Path(source).stat().st_size,
+        "source": {"path": str(source), "sha256": file_digest(source), "bytes": Path(source).stat().st_size,
                    "n": data.n, "layout": data.layout.layout, "layout_evidence": data.layout.evidence},
         "params": asdict(spec),
         "subset": {"strategy": spec.strategy, "size": spec.subset_size, "indices": fixture.indices.tolist()},
@@ -244,7 +209,7 @@ def verify_fixture(path: str | Path, expected_sha256: str, what: str) -> None:
     """Refuse a fixture whose bytes are not the ones recorded (corrupt cache, tampering)."""
     if not Path(path).is_file():
         raise PtychoError(path, "fixture not found (run `dvc pull` or `dvc repro make_fixture`)")
-    actual = sha256_file(path)
+    actual = file_digest(path)
     if actual != expected_sha256:
         raise PtychoError(path, f"sha256 {actual[:16]}... does not match {expected_sha256[:16]}... recorded in {what}; "
                                 "the file was altered or corrupted (rebuild with `dvc repro -f -s make_fixture`)")

@@ -54,11 +54,10 @@ def reconstruct(bundle: Bundle, data: PtychoData, n_groups: int | None = None, b
 
 
 def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, provenance: dict) -> dict:
-    """Write reconstruction.npz, amplitude.png, phase.png, quality.json (with ground truth) and
-    summary.json into `out`; return the summary (quality figures included when there are any)."""
+    """Write reconstruction.npz, quality.json (with ground truth) and summary.json into `out`; return the
+    summary (quality figures included when there are any). Figures: ptycho-plots (ptychoreg.plots)."""
     from ptychoreg.fileio import sha256_array, write_json, write_npz
-    from ptychoreg.plots import object_panels_png
-    from ptychoreg.quality import quality_report, remove_global_phase
+    from ptychoreg.quality import quality_report
 
     obj, mask = result.stitched.object, result.stitched.mask
     write_npz(out / "reconstruction.npz", {"object": obj, "mask": mask, "positions": result.positions})
@@ -69,19 +68,8 @@ def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, pro
         "scanned_fraction": float(mask.mean()),
         "stitched_sha256": sha256_array(obj),
     }
-    amplitude, phase = np.abs(obj), np.angle(obj)
-    amp_panels, phase_panels = [("reconstruction amplitude", amplitude)], [("reconstruction phase", phase)]
-    amp_scale, phase_scale = amplitude, phase
     if data.object is not None:
         summary["quality"] = quality_report(obj, data.object, mask)
         write_json(out / "quality.json", summary["quality"])
-        aligned, _ = remove_global_phase(obj.astype(np.complex128), data.object, mask)
-        amp_scale, phase_scale = np.abs(data.object), np.angle(data.object)
-        amp_panels.append(("true amplitude", amp_scale))
-        phase_panels = [("reconstruction phase (offset removed)", np.angle(aligned)), ("true phase", phase_scale)]
-    # One colour scale per figure, from the truth when there is one, over the scanned region.
-    object_panels_png(out / "amplitude.png", amp_panels, mask, float(amp_scale[mask].min()), float(amp_scale[mask].max()))
-    object_panels_png(out / "phase.png", phase_panels, mask, float(phase_scale[mask].min()), float(phase_scale[mask].max()),
-                      colourmap="viridis")
     write_json(out / "summary.json", {k: v for k, v in summary.items() if k != "quality"})
     return summary

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychoreg.contract import load_npz
-from ptychoreg.fileio import sha256_file
+from ptychoreg.fileio import file_digest
 
 
 def profile_dataset(path: str | Path, layout: str | None = None) -> dict:
@@ -16,7 +16,7 @@ def profile_dataset(path: str | Path, layout: str | None = None) -> dict:
     energy = np.square(amp, dtype=np.float64).sum(axis=(1, 2))
     positions = np.stack([data.ycoords, data.xcoords], axis=1)
     return {
-        "source": {"path": str(path), "sha256": sha256_file(path), "bytes": Path(path).stat().st_size},
+        "source": {"path": str(path), "sha256": file_digest(path), "bytes": Path(path).stat().st_size},
         "n": data.n,
         "h": data.frame_shape[0],
         "w": data.frame_shape[1],

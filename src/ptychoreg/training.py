@@ -93,6 +93,11 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
     probe = torch.from_numpy(data.probe.astype(np.complex64)).to(device)
     window = prediction_window(model).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
+    scheduler = None
+    if config.train.lr_schedule == "onecycle":
+        # Warm up to learning_rate over the first 30 % of the steps, then anneal to ~0 (Smith & Topin 2019).
+        steps = config.train.max_epochs * math.ceil(len(train_set) / config.train.batch_size)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.train.learning_rate, total_steps=steps)
     log(
         f"training on {data.path}: {groups.n_groups} groups of {groups.channels} ({len(train_set)} train, "
         f"{len(val_set)} validation), {sum(p.numel() for p in model.parameters()):,} weights, "
@@ -110,6 +115,8 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            if scheduler is not None:
+                scheduler.step()
             total += loss.item() * len(batch)
         train_loss = total / len(train_set)
         if not math.isfinite(train_loss):
@@ -126,10 +133,9 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
 
 
 def save_training(out: Path, result: TrainResult, config: Config, data: PtychoData) -> None:
-    """Write the model bundle (model.pt), the loss history (history.json) and loss_curve.png."""
+    """Write the model bundle (model.pt) and the loss history (history.json)."""
     from ptychoreg.fileio import write_json
     from ptychoreg.model.bundle import save_bundle
-    from ptychoreg.plots import line_chart_png
 
     save_bundle(
         out / "model.pt", result.model, data.probe, config=config.to_dict(), legacy=result.legacy,
@@ -138,10 +144,3 @@ def save_training(out: Path, result: TrainResult, config: Config, data: PtychoDa
                             "intensity_scale_source": result.scale.source}},
     )
     write_json(out / "history.json", {"loss": config.train.loss, "epochs": result.history})
-    epochs = [h["epoch"] for h in result.history]
-    line_chart_png(
-        out / "loss_curve.png",
-        {"train": (epochs, [h["train_loss"] for h in result.history]),
-         "validation": (epochs, [h["val_loss"] for h in result.history])},
-        title=f"training loss ({config.train.loss})", xlabel="epoch", ylabel="loss per pixel",
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+import time
 from typing import Callable
 
 from ptychoreg.errors import PtychoError
@@ -44,21 +44,43 @@ def entry_points(name: str, body: Callable[[list[str] | None], int | None]):
 
 def add_params_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default=None,
-                        help="params.yaml to read defaults from (default: ./params.yaml when it exists)")
+                        help="a params.yaml to read settings from (default: none, the built-in defaults of "
+                             "ptychoreg.config; never an implicit ./params.yaml)")
 
 
 def load_params(path: str | None) -> tuple[dict, str]:
+    """The params file given with --params, or nothing (the built-in defaults)."""
     from ptychoreg.config import read_params
 
     if path is None:
-        if not Path("params.yaml").is_file():
-            return {}, "defaults"
-        path = "params.yaml"
+        return {}, "defaults"
     return read_params(path), path
 
 
 def log(message: str) -> None:
     print(message, flush=True)
+
+
+PHASES = "phases "  # the log line's prefix; ptychoreg.harness.runner.read_phases parses it
+
+
+class Phases:
+    """Wall seconds of a command's phases (parse, data, imports, ...), logged as one `phases {json}` line
+    at the end, so the harness can say where each second of a run goes."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - self.last
+        self.last = now
+
+    def log(self) -> None:
+        import json
+
+        log(PHASES + json.dumps({k: round(v, 5) for k, v in self.seconds.items()}))
 
 
 def hide_cuda_unless(accelerator: str | None) -> None:

@@ -26,7 +26,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.harness.drift import DriftSettings, collect, evaluate, format_table
+    from ptychoreg.harness.drift import collect, evaluate, format_table
+    from ptychoreg.config import DriftSettings
 
     params, source = load_params(args.params)
     settings = DriftSettings.from_params(params.get("drift"), where=source)

@@ -31,7 +31,8 @@ def _main(argv):
     from datetime import datetime, timezone
 
     from ptychoreg.fileio import write_json
-    from ptychoreg.fixture import FixtureSpec, fixture_metrics, generate
+    from ptychoreg.fixture import fixture_metrics, generate
+    from ptychoreg.config import FixtureSpec, check_section
 
     params, source = load_params(args.params)
     spec = FixtureSpec.from_params(params.get("fixture"), where=source)
@@ -39,7 +40,7 @@ def _main(argv):
     if args.output and not args.metadata_out:
         overrides["sidecar"] = None  # beside the given output, not at the params' default place
     spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None or k == "sidecar"})
-    spec.check("command line")
+    check_section(spec, "fixture", "command line")
     started = time.perf_counter()
     sidecar = generate(args.source, spec, output=spec.output, metadata_out=args.metadata_out, layout=args.layout)
     build = {"built_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -1,7 +1,7 @@
 """ptycho-infer: reconstruct the object from diffraction with a trained model bundle.
 
 Outputs in --output-dir: reconstruction.npz (complex object, scanned-region mask, stitched positions),
-amplitude.png, phase.png, summary.json, and quality.json when the data holds the true object.
+summary.json, and quality.json when the data holds the true object. `ptycho-plots --run-dir` draws them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ptychoreg.cli._common import add_params_arg, entry_points, hide_cuda_unless, load_params, log
+from ptychoreg.cli._common import Phases, add_params_arg, entry_points, hide_cuda_unless, load_params, log
+from ptychoreg.config import add_section_flags
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,11 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", required=True)
     p.add_argument("--layout", choices=("NHW", "HWN"), help="diffraction layout, overriding detection")
     add_params_arg(p)
-    p.add_argument("--n-groups", "--n_groups", "--n-images", "--n_images", dest="n_groups", type=int,
-                   help="positions to reconstruct, first in scan order (default: all)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--accelerator", choices=("cpu", "cuda", "auto"))
+    add_section_flags(p, "infer")
     return p
 
 
@@ -31,28 +28,33 @@ def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     hide_cuda_unless(args.accelerator)
     started = time.perf_counter()
+    phases = Phases()
 
+    from dataclasses import fields
     from pathlib import Path
 
-    from ptychoreg.config import build_config
+    from ptychoreg.config import InferConfig, load_section
     from ptychoreg.contract import load_npz
 
     params, params_source = load_params(args.params)
-    keys = ("n_groups", "batch_size", "threads", "accelerator")
-    config = build_config(params, {"infer": {k: getattr(args, k) for k in keys}}, where=params_source).infer
+    config = load_section("infer", params, params_source, {f.name: getattr(args, f.name) for f in fields(InferConfig)})
     data = load_npz(args.data, layout=args.layout)
+    phases.done("settings and data")
 
     # torch only now: bad parameters and bad data are refused in a fraction of a second.
     from ptychoreg.inference import reconstruct, save_reconstruction
     from ptychoreg.model.bundle import load_bundle
     from ptychoreg.training import configure_runtime, select_device
 
+    phases.done("imports (torch, ours)")
     device = select_device(config.accelerator)
     configure_runtime(0, config.threads, device, deterministic=False)
     bundle = load_bundle(args.model, device)
     result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size)
+    phases.done("inference and stitching")
     out = Path(args.output_dir)
     summary = save_reconstruction(out, result, data, {"model": str(args.model), "data": str(args.data), "device": str(device)})
+    phases.done("quality figures and writing")
     if "quality" in summary:
         q, flat = summary["quality"], summary["quality"]["baseline_flat"]
         log(f"quality: amplitude corr {q['amplitude']['correlation']:.4f} ssim {q['amplitude']['ssim']:.4f}; "
@@ -62,6 +64,7 @@ def _main(argv: list[str] | None) -> int:
     log(f"reconstructed {summary['positions']} positions onto {shape[0]}x{shape[1]} "
         f"({100 * summary['scanned_fraction']:.1f}% scanned), sha256 {summary['stitched_sha256'][:16]}..., "
         f"wrote {out} in {time.perf_counter() - started:.2f} s")
+    phases.log()
     return 0
 
 

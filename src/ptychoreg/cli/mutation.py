@@ -32,10 +32,11 @@ def _main(argv):
 
     from ptychoreg.errors import PtychoError
     from ptychoreg.fileio import write_json, write_text
-    from ptychoreg.fixture import FixtureSpec, recorded_sha256, verify_fixture
+    from ptychoreg.fixture import recorded_sha256, verify_fixture
+    from ptychoreg.config import FixtureSpec
     from ptychoreg.harness import mutation
-    from ptychoreg.harness.regress import RegressSettings
-    from ptychoreg.harness.runtime_gate import GateSettings
+    from ptychoreg.config import RegressSettings
+    from ptychoreg.config import GateSettings
 
     params, source = load_params(args.params)
     expected = recorded_sha256(args.fixture_metrics)

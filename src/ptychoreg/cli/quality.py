@@ -1,5 +1,5 @@
 """ptycho-quality: train on the whole dataset for a real budget and check the reconstruction clearly
-beats a flat object (the `quality` stage). Writes --metrics-out and the plots to --plots-dir."""
+beats a flat object (the `quality` stage). Writes --metrics-out; the plots stage draws its figures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset with ground truth (the canonical file)")
     p.add_argument("--out-dir", default="outputs/quality", help="the trained model and its reconstruction")
     p.add_argument("--metrics-out", default="metrics/quality.json")
-    p.add_argument("--plots-dir", default="reports/quality")
     add_params_arg(p)
     return p
 
@@ -23,14 +22,13 @@ def _main(argv):
     from pathlib import Path
 
     from ptychoreg.fileio import write_json
-    from ptychoreg.harness.quality import QualitySettings, run_quality
-    from ptychoreg.harness.runner import publish_plots
+    from ptychoreg.harness.quality import run_quality
+    from ptychoreg.config import QualitySettings
 
     params, source = load_params(args.params)
     settings = QualitySettings.from_params(params.get("quality"), where=source)
     out = Path(args.out_dir)
     metrics = run_quality(args.data, settings, out, params_path=args.params, log=log)
-    publish_plots(out, Path(args.plots_dir))
     write_json(args.metrics_out, metrics)
     q, b = metrics["quality"], metrics["baseline_flat"]
     log(f"quality: amplitude corr {q['amplitude']['correlation']:.3f} ssim {q['amplitude']['ssim']:.3f} "

@@ -1,7 +1,8 @@
 """ptycho-regress: the train-to-infer regression on the fixture (the `regress` stage).
 
 Verifies the fixture's sha256 against --fixture-metrics, runs train + infer `regress.repeats` times,
-checks the results are real, and writes --metrics-out plus the last run's plots to --plots-dir.
+checks the results are real, and writes --metrics-out and, per repeat, the seconds to --runtime-plot
+(a DVC plot: `dvc plots diff <revs>` shows the runtime across commits).
 """
 
 from __future__ import annotations
@@ -15,28 +16,26 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ptycho-regress", description=__doc__)
     p.add_argument("--fixture", required=True)
     p.add_argument("--fixture-metrics", default="metrics/fixture.json", help="holds the fixture's expected sha256")
-    p.add_argument("--out-dir", default="outputs/regression", help="the last run's outputs")
+    p.add_argument("--staged-run", help="the infer_fixture stage's output folder: the timed runs must reproduce its bytes")
     p.add_argument("--metrics-out", default="metrics/regression.json")
-    p.add_argument("--plots-dir", default="reports/regression")
+    p.add_argument("--runtime-plot", default="reports/regression/runtime.json")
     add_params_arg(p)
     return p
 
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from pathlib import Path
-
+    from ptychoreg.config import RegressSettings
     from ptychoreg.fileio import write_json
     from ptychoreg.fixture import recorded_sha256
-    from ptychoreg.harness.regress import RegressSettings, run_regression
-    from ptychoreg.harness.runner import publish_plots
+    from ptychoreg.harness.regress import run_regression
 
     params, source = load_params(args.params)
     settings = RegressSettings.from_params(params.get("regress"), where=source)
     expected = recorded_sha256(args.fixture_metrics)
-    out = Path(args.out_dir)
-    metrics = run_regression(args.fixture, expected, settings, out, params_path=args.params, log=log)
-    publish_plots(out, Path(args.plots_dir))
+    metrics, per_repeat = run_regression(args.fixture, expected, settings, params_path=args.params,
+                                         staged_run=args.staged_run, log=log)
+    write_json(args.runtime_plot, per_repeat)
     write_json(args.metrics_out, metrics)
     t = metrics["total_s"]
     log(f"regression passed: total {t['median']:.2f} s median (min {t['min']:.2f}, max {t['max']:.2f}, "

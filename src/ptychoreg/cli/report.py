@@ -11,8 +11,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ptycho-report", description=__doc__)
     p.add_argument("--fixture-metrics", default="metrics/fixture.json")
     p.add_argument("--regression-metrics", default="metrics/regression.json")
-    p.add_argument("--sensitivity-metrics", default="metrics/sensitivity.json")
+    p.add_argument("--sensitivity-cells", default="metrics/sensitivity", help="the sensitivity matrix's cell metrics")
     p.add_argument("--quality-metrics", default="metrics/quality.json")
+    p.add_argument("--reference-metrics", default="metrics/reference.json")
     p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
     p.add_argument("--fixture-notes", default="reports/fixture.md")
     p.add_argument("--regression-report", default="reports/regression.md")
@@ -27,6 +28,7 @@ def _main(argv):
     from ptychoreg.errors import PtychoError
     from ptychoreg.fileio import write_text
     from ptychoreg.harness.reports import fixture_notes, regression_report
+    from ptychoreg.harness.sensitivity import read_cells
 
     def read(path):
         try:
@@ -34,10 +36,11 @@ def _main(argv):
         except (OSError, ValueError) as exc:
             raise PtychoError(path, f"cannot read metrics ({exc})") from None
 
-    fixture, regression, sensitivity, quality = (read(p) for p in (
-        args.fixture_metrics, args.regression_metrics, args.sensitivity_metrics, args.quality_metrics))
-    write_text(args.fixture_notes, fixture_notes(fixture, regression, sensitivity, args.fixture))
-    write_text(args.regression_report, regression_report(regression, sensitivity, quality))
+    fixture, regression, quality, reference = (read(p) for p in (args.fixture_metrics, args.regression_metrics,
+                                                                  args.quality_metrics, args.reference_metrics))
+    cells = read_cells(args.sensitivity_cells)
+    write_text(args.fixture_notes, fixture_notes(fixture, regression, cells, args.fixture))
+    write_text(args.regression_report, regression_report(regression, cells, quality, reference))
     log(f"wrote {args.fixture_notes} and {args.regression_report}")
     return 0
 

@@ -41,11 +41,11 @@ def _main(argv):
 
     from ptychoreg.fileio import write_json, write_text
     from ptychoreg.harness import runtime_gate as gate_lib
-    from ptychoreg.harness.regress import RegressSettings
+    from ptychoreg.config import GateSettings, RegressSettings
 
     params, source = load_params(args.params)
     regress = RegressSettings.from_params(params.get("regress"), where=source)
-    gate = gate_lib.GateSettings.from_params(params.get("runtime_gate"), where=source)
+    gate = GateSettings.from_params(params.get("runtime_gate"), where=source)
     gate = replace(gate, **{k: v for k, v in (("base", args.base), ("pairs", args.pairs)) if v is not None})
     if args.measure_error_rates:
         result = gate_lib.measure_error_rates(args.fixture, regress, gate, args.measure_error_rates, args.slowdown, log=log)

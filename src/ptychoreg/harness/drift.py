@@ -11,28 +11,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ptychoreg.config import parse_section
+from ptychoreg.config import DriftSettings
 from ptychoreg.harness.dvc import dvc_json
 
 FIXTURE_METRICS = "metrics/fixture.json"
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    runtime_rise: float = 0.25
-    quality_drop: float = 0.05
-    # metrics file -> dotted keys inside it
-    runtime_metrics: dict[str, list[str]] = field(
-        default_factory=lambda: {"metrics/regression.json": [f"normalised.{part}.median" for part in ("train", "infer", "total")]})
-    quality_metrics: dict[str, list[str]] = field(
-        default_factory=lambda: {"metrics/quality.json": [f"quality.{part}.{figure}" for part in ("amplitude", "phase")
-                                                          for figure in ("correlation", "ssim")] + ["quality.frc_mean"]})
-
-    @classmethod
-    def from_params(cls, values: dict | None, where: str = "params.yaml") -> "DriftSettings":
-        return cls(**parse_section(cls, "drift", values, where))
 
 
 @dataclass(frozen=True)

@@ -56,12 +56,14 @@ def block_means(obj: np.ndarray, truth: np.ndarray, mask: np.ndarray, blocks: in
     return {"amplitude": np.array(amplitude), "phase": np.array(phase)}
 
 
-def golden_record(run_dir: str | Path, data: PtychoData) -> dict[str, dict[str, list[float]]]:
-    """The record of one train + infer run in `run_dir` on `data` (which must hold the truth)."""
+def golden_record(run_dir: str | Path, data: PtychoData, infer_dir: str | Path | None = None) -> dict[str, dict[str, list[float]]]:
+    """The record of one train + infer run on `data` (which must hold the truth): training outputs in
+    `run_dir`, inference outputs in `infer_dir` (default: the same folder)."""
     run_dir = Path(run_dir)
+    infer_dir = Path(infer_dir) if infer_dir else run_dir
     history = json.loads((run_dir / "history.json").read_text())["epochs"]
-    report = headline(json.loads((run_dir / "quality.json").read_text()))["quality"]
-    with np.load(run_dir / "reconstruction.npz", allow_pickle=False) as recon:
+    report = headline(json.loads((infer_dir / "quality.json").read_text()))["quality"]
+    with np.load(infer_dir / "reconstruction.npz", allow_pickle=False) as recon:
         obj, mask = recon["object"], recon["mask"]
     figures = {"nll_true_patches": true_patch_nll(data), "frc_mean": report["frc_mean"]}
     for part in ("amplitude", "phase"):
@@ -127,7 +129,7 @@ def deviations(records: dict[str, dict], reference: str = "reference") -> dict:
     return out
 
 
-def measure_spread(fixture: str, args: list[str], threads_default: int, work: Path,
+def measure_spread(fixture: str, args: list[str], infer_args: list[str], threads_default: int, work: Path,
                    log=print) -> tuple[dict, dict]:
     """Run the regression once per SPREAD_VARIANTS entry; return (records, deviations)."""
     from ptychoreg.contract import load_npz
@@ -137,7 +139,7 @@ def measure_spread(fixture: str, args: list[str], threads_default: int, work: Pa
     records = {}
     for name, (env, threads) in SPREAD_VARIANTS.items():
         out = work / name.replace(" ", "_").replace("<=", "le").replace("(", "").replace(")", "")
-        run_train_infer(fixture, out, args, [], threads or threads_default, env=env)
+        run_train_infer(fixture, out, args, infer_args, threads or threads_default, env=env)
         records[name] = golden_record(out, data)
         log(f"{name}: train loss {records[name]['epochs']['train_loss'][-1]:.8g}")
     return records, deviations(records)

@@ -246,7 +246,7 @@ def _regression(fixture: Path, setup: RunSetup, out: Path) -> float:
     from ptychoreg.cli import infer as infer_cli
     from ptychoreg.cli import train as train_cli
     from ptychoreg.contract import load_npz
-    from ptychoreg.harness.regress import train_args
+    from ptychoreg.harness.regress import params_args, train_args
 
     settings = setup.regress
     n_groups = settings.n_groups or load_npz(fixture).n
@@ -258,7 +258,7 @@ def _regression(fixture: Path, setup: RunSetup, out: Path) -> float:
                                *train_args(settings, n_groups, setup.params_path)])
         if code == 0:
             code = infer_cli.main(["--model", str(out / "model.pt"), "--data", str(fixture), "--output-dir", str(out),
-                                   *common])
+                                   *common, *params_args(setup.params_path)])
     if code != 0:
         lines = log.getvalue().strip().splitlines()
         raise PtychoError(None, f"exit {code}: {lines[-1] if lines else 'no output'}")
@@ -266,7 +266,7 @@ def _regression(fixture: Path, setup: RunSetup, out: Path) -> float:
 
 
 def golden_failures(record_path: Path, golden_test: str) -> list[str]:
-    """The golden tables that differ, as the `regress` stage's own pytest check reports them."""
+    """The golden tables that differ, as the `check_fixture` stage's pytest check reports them."""
     with tempfile.TemporaryDirectory(prefix="ptychoreg-junit-") as scratch:
         junit = Path(scratch) / "junit.xml"
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{golden_test}::test_golden_numbers",
@@ -285,7 +285,7 @@ def golden_failures(record_path: Path, golden_test: str) -> list[str]:
 def checked_run(setup: RunSetup, work: Path) -> tuple[list[str], float | None]:
     """One run of the checks with whatever code is loaded now; the checks that failed, and its seconds."""
     from ptychoreg.contract import load_npz
-    from ptychoreg.fileio import sha256_file
+    from ptychoreg.fileio import file_digest
     from ptychoreg.fixture import generate
     from ptychoreg.harness.golden import golden_record, write_record
     from ptychoreg.harness.regress import ORIENTATION_TOLERANCE, read_run, orientation_error
@@ -294,7 +294,7 @@ def checked_run(setup: RunSetup, work: Path) -> tuple[list[str], float | None]:
     rebuilt = work / "fixture.npz"
     try:
         generate(setup.canonical, setup.fixture_spec, output=rebuilt, metadata_out=work / "fixture.json")
-        if sha256_file(rebuilt) != setup.expected_sha256:
+        if file_digest(rebuilt) != setup.expected_sha256:
             failed.append("fixture bytes")
     except Exception as exc:  # noqa: BLE001 - any failure of the generator is a catch
         failed.append(f"fixture build ({type(exc).__name__})")

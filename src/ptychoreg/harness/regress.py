@@ -3,61 +3,33 @@
 Runs the real `train` and `infer` CLIs several times on the fixture, times them beside a fixed
 calibration workload, and checks that the result is real: determinism across repeats (on this machine),
 a falling loss, the stitcher's orientation, a reconstruction in the object frame with finite values,
-quality figures in their valid ranges. Any failed check fails the stage (and leaves the previous metrics
-in place). The run's numbers go to `golden_record.json` in the output folder, which the stage's second
-command compares with the committed golden values (tests/test_golden.py); the numbers travel between
-machines, the stitched bytes do not.
+quality figures in their valid ranges, and (given the `infer_fixture` stage's output) that the timed runs
+reproduce that staged run byte for byte on this machine. Any failed check fails the stage and leaves the
+previous metrics in place. The numbers themselves are checked against golden values by `check_fixture`
+(tests/test_golden.py): numbers travel between machines, stitched bytes do not.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
-from dataclasses import asdict, dataclass
+import statistics
+import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ptychoreg.config import parse_section
+from ptychoreg.config import RegressSettings
 from ptychoreg.contract import load_npz
 from ptychoreg.errors import PtychoError
 from ptychoreg.fixture import verify_fixture
 from ptychoreg.geometry import stitch
-from ptychoreg.harness.golden import golden_record, write_record
-from ptychoreg.harness.runner import (
-    dir_bytes,
-    run_calibration,
-    run_train_infer,
-    spread,
-    staged_output_dir,
-)
+from ptychoreg.harness.runner import breakdown, dir_bytes, run_calibration, run_train_infer, spread, time_python
 from ptychoreg.quality import headline
 
 ORIENTATION_TOLERANCE = 1e-4  # max |stitch(Y) - objectGuess| over the scanned region (complex64 rounding)
-
-
-@dataclass(frozen=True)
-class RegressSettings:
-    repeats: int = 5
-    max_epochs: int = 2
-    width: int = 8
-    batch_size: int = 16
-    gridsize: int = 1
-    n_groups: int | None = None  # None: every pattern of the fixture
-    threads: int = 1
-
-    @classmethod
-    def from_params(cls, values: dict | None, where: str = "params.yaml") -> "RegressSettings":
-        settings = cls(**parse_section(cls, "regress", values, where))
-        if settings.repeats < 1 or settings.max_epochs < 1 or settings.width < 1 or settings.threads < 1:
-            raise PtychoError(where, "repeats, max_epochs, width and threads must be >= 1", key="regress")
-        return settings
-
-
-RECORD = "golden_record.json"  # in the regression's output folder
 
 
 def train_args(settings: RegressSettings, n_groups: int, params_path: str | None) -> list[str]:
@@ -65,7 +37,12 @@ def train_args(settings: RegressSettings, n_groups: int, params_path: str | None
     the runtime gate)."""
     args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
             "--batch-size", str(settings.batch_size), "--gridsize", str(settings.gridsize), "--n-groups", str(n_groups)]
-    return args + (["--params", params_path] if params_path else [])
+    return args + params_args(params_path)
+
+
+def params_args(params_path: str | None) -> list[str]:
+    """`--params <file>` for the CLIs, or nothing (their built-in defaults)."""
+    return ["--params", params_path] if params_path else []
 
 
 def orientation_error(fixture_path: str | Path) -> float:
@@ -106,46 +83,46 @@ def run_regression(
     fixture: str,
     expected_sha256: str,
     settings: RegressSettings,
-    out_dir: Path,
     params_path: str | None = None,
+    staged_run: str | Path | None = None,
     log: Callable[[str], None] = print,
-) -> dict:
+) -> tuple[dict, list[dict]]:
+    """Time `settings.repeats` train + infer runs; return the metrics and the seconds per repeat."""
     verify_fixture(fixture, expected_sha256, "metrics/fixture.json")
     data = load_npz(fixture)
     n_groups = settings.n_groups or data.n
     args = train_args(settings, n_groups, params_path)
     orientation = orientation_error(fixture)
+    staged_sha = json.loads((Path(staged_run) / "summary.json").read_text())["stitched_sha256"] if staged_run else None
 
-    runs, trains, infers, calibrations = [], [], [], []
-    with staged_output_dir(out_dir) as work:
+    runs, trains, infers, calibrations, parts, torch_import = [], [], [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="ptycho-regress-") as work:
         for repeat in range(settings.repeats):
-            run_dir = work / f"repeat{repeat}"
+            run_dir = Path(work) / f"repeat{repeat}"
             calibrations.append(run_calibration(run_dir / "calibration.log"))
-            train, infer = run_train_infer(fixture, run_dir, args, [], settings.threads)
+            train, infer = run_train_infer(fixture, run_dir, args, params_args(params_path), settings.threads)
             trains.append(train)
             infers.append(infer)
             runs.append(read_run(run_dir, data.object.shape))
+            interpreter = time_python("pass")
+            torch_import.append(time_python("import torch") - interpreter)
+            parts.append({"train": breakdown(train, interpreter), "infer": breakdown(infer, interpreter)})
             log(f"repeat {repeat + 1}/{settings.repeats}: train {train.seconds:.2f} s, infer {infer.seconds:.2f} s "
                 f"(calibration {calibrations[-1].seconds:.2f} s), peak RSS {max(train.peak_rss_mb, infer.peak_rss_mb):.0f} MB, "
                 f"sha256 {runs[-1]['sha256'][:12]}")
-        checks = {
-            "deterministic": len({r["sha256"] for r in runs}) == 1,
-            "loss_decreased": all(r["last_loss"] < r["first_loss"] for r in runs) if settings.max_epochs > 1 else True,
-            "orientation": orientation < ORIENTATION_TOLERANCE,
-            "object_frame": all(r["frame_ok"] for r in runs),
-            "finite": all(r["finite_ok"] for r in runs),
-            "quality_in_range": all(_quality_ok(r["quality"]) for r in runs),
-        }
-        failed = [name for name, ok in checks.items() if not ok]
-        if failed:
-            raise PtychoError(fixture, f"regression failed: {', '.join(failed)}; the runs are kept in {out_dir}.failed")
-        # Keep the last repeat's outputs; the others served their purpose (timing, determinism).
-        last_dir = work / f"repeat{settings.repeats - 1}"
-        for item in last_dir.iterdir():
-            os.replace(item, work / item.name)
-        for repeat in range(settings.repeats):
-            shutil.rmtree(work / f"repeat{repeat}")
-        write_record(work / RECORD, golden_record(work, data))
+    checks = {
+        "deterministic": len({r["sha256"] for r in runs}) == 1,
+        "loss_decreased": all(r["last_loss"] < r["first_loss"] for r in runs) if settings.max_epochs > 1 else True,
+        "orientation": orientation < ORIENTATION_TOLERANCE,
+        "object_frame": all(r["frame_ok"] for r in runs),
+        "finite": all(r["finite_ok"] for r in runs),
+        "quality_in_range": all(_quality_ok(r["quality"]) for r in runs),
+    }
+    if staged_sha is not None:
+        checks["reproduces_staged_run"] = runs[0]["sha256"] == staged_sha
+    failed = [name for name, ok in checks.items() if not ok]
+    if failed:
+        raise PtychoError(fixture, f"regression failed: {', '.join(failed)}")
     last = runs[-1]
     train_s = [t.seconds for t in trains]
     infer_s = [i.seconds for i in infers]
@@ -157,6 +134,8 @@ def run_regression(
 
     import torch
 
+    per_repeat = [{"repeat": r + 1, "train_s": t, "infer_s": i, "total_s": t + i, "calibration_s": c}
+                  for r, (t, i, c) in enumerate(zip(train_s, infer_s, calibration_s))]
     return {
         "settings": {**asdict(settings), "n_groups": n_groups},
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
@@ -168,6 +147,11 @@ def run_regression(
         "calibration_s": spread(calibration_s),
         # Regression seconds in units of the calibration workload: comparable between machines.
         "normalised": normalised,
+        # Where the seconds go (medians over the repeats); `torch_import_s` is `import torch` alone, which the
+        # imports phase of each command includes.
+        "breakdown": {cli: {part: statistics.median(p[cli][part] for p in parts) for part in parts[0][cli]}
+                      for cli in ("train", "infer")},
+        "torch_import_s": statistics.median(torch_import),
         "peak_rss_mb": {"train": max(t.peak_rss_mb for t in trains), "infer": max(i.peak_rss_mb for i in infers)},
         "distinct_outputs": len({r["sha256"] for r in runs}),
         "loss": {"first": last["first_loss"], "last": last["last_loss"]},
@@ -175,4 +159,4 @@ def run_regression(
         "orientation_max_error": orientation,
         "artifacts": {"bundle_bytes": last["bundle_bytes"], "output_bytes": last["output_bytes"]},
         "checks": checks,
-    }
+    }, per_repeat

@@ -77,6 +77,33 @@ def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: lis
     return train, infer
 
 
+def read_phases(log: Path) -> dict[str, float]:
+    """The `phases {json}` line a train or infer run logs last: wall seconds of each of its phases."""
+    import json
+
+    from ptychoreg.cli._common import PHASES
+
+    lines = [line for line in log.read_text().splitlines() if line.startswith(PHASES)]
+    if not lines:
+        raise PtychoError(log, "no phases line: the command did not finish")
+    return json.loads(lines[-1][len(PHASES):])
+
+
+def time_python(code: str, threads: int = 1) -> float:
+    """Wall seconds of `python -c code` in the environment the CLIs run in (start-up measurements)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, stdin=subprocess.DEVNULL, env=cpu_env(threads))
+    return time.perf_counter() - started
+
+
+def breakdown(record: RunRecord, interpreter_s: float) -> dict[str, float]:
+    """Where a run's wall seconds go: interpreter start, the command's own phases, and the rest (module
+    imports before the command body, interpreter teardown)."""
+    phases = read_phases(record.log)
+    rest = record.seconds - interpreter_s - sum(phases.values())
+    return {"interpreter start": interpreter_s, **phases, "exit and module imports": rest}
+
+
 def run_calibration(log: Path) -> RunRecord:
     """Time the fixed calibration workload (ptychoreg.harness.calibration) as a process, like the CLIs."""
     return run_cli("ptychoreg.harness.calibration", [], log, 1)
@@ -116,14 +143,3 @@ def staged_output_dir(out: Path) -> Iterator[Path]:
         os.replace(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-RUN_PLOTS = ("loss_curve.png", "amplitude.png", "phase.png")
-
-
-def publish_plots(run_dir: Path, plots_dir: Path) -> None:
-    """Copy a train + infer run's PNGs to the committed plots folder (atomically, one by one)."""
-    from ptychoreg.fileio import write_bytes
-
-    for name in RUN_PLOTS:
-        write_bytes(Path(plots_dir) / name, (Path(run_dir) / name).read_bytes())

@@ -19,29 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ptychoreg.config import parse_section
+from ptychoreg.config import GateSettings
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.regress import RegressSettings, train_args
+from ptychoreg.harness.regress import params_args, train_args
+from ptychoreg.config import RegressSettings
 from ptychoreg.harness.runner import run_train_infer
 
 PARTS = ("train", "infer", "total")
 # A commit that makes the regression slower on purpose says so in its message, as a git trailer
 # (`Runtime-Gate: accept <why>`); the gate then still measures and prints, but passes.
 ACCEPT_TRAILER = "Runtime-Gate: accept"
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    base: str = "HEAD~1"  # the revision to compare with: the previous commit of main
-    pairs: int = 5  # interleaved base/head pairs after one warm-up run of each
-    max_slowdown: float = 0.12  # fail when a median ratio exceeds 1 + this (set from measured noise)
-
-    @classmethod
-    def from_params(cls, values: dict | None, where: str = "params.yaml") -> "GateSettings":
-        settings = cls(**parse_section(cls, "runtime_gate", values, where))
-        if settings.pairs < 1 or settings.max_slowdown <= 0:
-            raise PtychoError(where, "pairs must be >= 1 and max_slowdown > 0", key="runtime_gate")
-        return settings
 
 
 @dataclass(frozen=True)
@@ -84,9 +71,9 @@ def accepted_slowdown(repo: Path = Path(".")) -> str | None:
 
 def time_side(side: Side, fixture: str, settings: RegressSettings, n_groups: int, out: Path) -> dict:
     """One train + infer run of `side` on the fixture; wall seconds of each part."""
-    params = side.root / "params.yaml"
-    train, infer = run_train_infer(fixture, out, train_args(settings, n_groups, str(params) if params.is_file() else None),
-                                   [], settings.threads, env=side.env())
+    params = str(side.root / "params.yaml") if (side.root / "params.yaml").is_file() else None
+    train, infer = run_train_infer(fixture, out, train_args(settings, n_groups, params), params_args(params),
+                                   settings.threads, env=side.env())
     return {"train": train.seconds, "infer": infer.seconds, "total": train.seconds + infer.seconds}
 
 

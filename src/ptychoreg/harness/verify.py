@@ -6,13 +6,12 @@ one `dvc.lock` holds at a revision, and the fixture's sha256 with `metrics/fixtu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 from ptychoreg.errors import PtychoError
-from ptychoreg.fileio import sha256_file
+from ptychoreg.fileio import file_digest
 
 FIXTURE_STAGE = "make_fixture"
 
@@ -34,25 +33,17 @@ def locked_md5(lock_text: str, fixture: str) -> str:
     raise PtychoError("dvc.lock", f"stage {FIXTURE_STAGE} records no output {fixture}")
 
 
-def md5_file(path: str | Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_rebuilt_fixture(fixture: str, rev: str = "HEAD", sidecar: str | None = None) -> dict:
     if not Path(fixture).is_file():
         raise PtychoError(fixture, "fixture not found (run `dvc repro make_fixture`)")
     lock = committed_text(rev, "dvc.lock")
     for path in [fixture] + ([sidecar] if sidecar else []):
-        expected_md5, md5 = locked_md5(lock, path), md5_file(path)
+        expected_md5, md5 = locked_md5(lock, path), file_digest(path, "md5")
         if md5 != expected_md5:
             raise PtychoError(path, f"md5 {md5} differs from {expected_md5} in dvc.lock at {rev}: the fixture stage's "
                                     "output is not byte-reproducible on this machine")
     expected_sha = json.loads(committed_text(rev, "metrics/fixture.json"))["sha256"]
-    md5, sha = md5_file(fixture), sha256_file(fixture)
+    md5, sha = file_digest(fixture, "md5"), file_digest(fixture)
     if sha != expected_sha:
         raise PtychoError(fixture, f"sha256 {sha[:16]}... differs from {expected_sha[:16]}... in metrics/fixture.json at {rev}")
     return {"md5": md5, "sha256": sha}

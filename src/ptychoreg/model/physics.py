@@ -11,7 +11,6 @@ import math
 
 import torch
 
-LOSSES = ("poisson", "mae")
 
 # Below this summed window weight the merged group canvas fades to zero instead of dividing by ~0;
 # 0.2 keeps the fade smooth enough that sub-pixel re-extraction rings < 1e-2 (tests/test_physics.py).

@@ -1,0 +1,36 @@
+"""The sensitivity matrix's library: one cell's arguments and run, and the table over the cells."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ptychoreg.config import SensitivitySettings
+from ptychoreg.harness.sensitivity import cell_args, cell_name, read_cells, run_cell, sensitivity_table
+
+
+def test_cell_arguments_run_the_first_n_patterns_at_gridsize_1():
+    train, infer = cell_args(2, 16, SensitivitySettings(width=4), "params.yaml")
+    assert train == ["--max-epochs", "2", "--width", "4", "--gridsize", "1", "--n-groups", "16", "--params", "params.yaml"]
+    assert infer == ["--n-groups", "16", "--params", "params.yaml"]
+    assert cell_name(2, 16) == "e2_n16"  # as dvc.yaml's matrix names the metrics file
+
+
+def test_table_orders_cells_by_epochs_then_images(tmp_path):
+    stats = {"median": 1.0, "min": 0.9, "max": 1.1, "cv": 0.1, "n": 2}
+    for epochs, images in ((2, 16), (1, 64), (1, 16)):
+        cell = {"max_epochs": epochs, "n_images": images, "settings": {}, "train_s": stats, "infer_s": stats,
+                "total_s": stats, "artifacts": {"bundle_bytes": 1, "reconstruction_bytes": 2, "total_bytes": 3}}
+        (tmp_path / f"{cell_name(epochs, images)}.json").write_text(json.dumps(cell))
+    cells = read_cells(tmp_path)
+    assert [(c["max_epochs"], c["n_images"]) for c in cells] == [(1, 16), (1, 64), (2, 16)]
+    rows = sensitivity_table(cells).splitlines()[2:]
+    assert rows[0].startswith("| 1 | 16 |") and rows[2].startswith("| 2 | 16 |")
+
+
+@pytest.mark.slow
+def test_one_real_cell(fixture_path):
+    cell = run_cell(str(fixture_path), 1, 16, SensitivitySettings(repeats=2, width=4), params_path="params.yaml")
+    assert cell["deterministic"] and cell["total_s"]["n"] == 2 and cell["total_s"]["median"] > 0
+    assert cell["artifacts"]["bundle_bytes"] > 0 and cell["n_images"] == 16
