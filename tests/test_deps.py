@@ -88,7 +88,8 @@ def _harness_runs(stage: str, params: dict) -> tuple[list | None, list | None]:
     """The train and infer arguments each stage's runs use (built by the harness, as the stage runs them)."""
     from ptychoreg.config import QualitySettings, RegressSettings, SensitivitySettings
     from ptychoreg.harness import quality, sensitivity
-    from ptychoreg.harness.regress import params_args, train_args
+    from ptychoreg.harness.regress import train_args
+    from ptychoreg.harness.runner import params_args
 
     common = ["--accelerator", "cpu", "--threads", "1"]  # run_train_infer adds these to both
     if stage in ("regress", "golden_spread", "mutation"):

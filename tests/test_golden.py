@@ -64,8 +64,8 @@ def record(request, fixture_path, tmp_path_factory):
     if train_dir and infer_dir:
         return golden_record(train_dir, data, infer_dir)
     from ptychoreg.config import RegressSettings, read_params
-    from ptychoreg.harness.regress import params_args, train_args
-    from ptychoreg.harness.runner import run_train_infer
+    from ptychoreg.harness.regress import train_args
+    from ptychoreg.harness.runner import params_args, run_train_infer
 
     params = str(ROOT / "params.yaml")
     settings = RegressSettings.from_params(read_params(params).get("regress"))

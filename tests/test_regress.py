@@ -9,8 +9,8 @@ import pytest
 from conftest import FIXTURE_METRICS
 from ptychoreg.errors import PtychoError
 from ptychoreg.config import RegressSettings
-from ptychoreg.harness.regress import orientation_error, params_args, run_regression, train_args
-from ptychoreg.harness.runner import run_train_infer, spread
+from ptychoreg.harness.regress import orientation_error, run_regression, train_args
+from ptychoreg.harness.runner import params_args, run_train_infer, spread
 
 
 def test_spread_statistics():

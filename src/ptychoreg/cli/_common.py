@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Callable
 
 from ptychoreg.errors import PtychoError
@@ -59,28 +58,6 @@ def load_params(path: str | None) -> tuple[dict, str]:
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-PHASES = "phases "  # the log line's prefix; ptychoreg.harness.runner.read_phases parses it
-
-
-class Phases:
-    """Wall seconds of a command's phases (parse, data, imports, ...), logged as one `phases {json}` line
-    at the end, so the harness can say where each second of a run goes."""
-
-    def __init__(self) -> None:
-        self.last = time.perf_counter()
-        self.seconds: dict[str, float] = {}
-
-    def done(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = now - self.last
-        self.last = now
-
-    def log(self) -> None:
-        import json
-
-        log(PHASES + json.dumps({k: round(v, 5) for k, v in self.seconds.items()}))
 
 
 def hide_cuda_unless(accelerator: str | None) -> None:

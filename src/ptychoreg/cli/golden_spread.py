@@ -26,7 +26,8 @@ def _main(argv):
     from ptychoreg.fileio import write_json, write_text
     from ptychoreg.harness.golden import measure_spread, spread_markdown
     from ptychoreg.config import RegressSettings
-    from ptychoreg.harness.regress import params_args, train_args
+    from ptychoreg.harness.regress import train_args
+    from ptychoreg.harness.runner import params_args
 
     params, source = load_params(args.params)
     settings = RegressSettings.from_params(params.get("regress"), where=source)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ptychoreg.cli._common import Phases, add_params_arg, entry_points, hide_cuda_unless, load_params, log
+from ptychoreg.cli._common import add_params_arg, entry_points, hide_cuda_unless, load_params, log
 from ptychoreg.config import add_section_flags
+from ptychoreg.steps import Phases
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,7 +65,7 @@ def _main(argv: list[str] | None) -> int:
     log(f"reconstructed {summary['positions']} positions onto {shape[0]}x{shape[1]} "
         f"({100 * summary['scanned_fraction']:.1f}% scanned), sha256 {summary['stitched_sha256'][:16]}..., "
         f"wrote {out} in {time.perf_counter() - started:.2f} s")
-    phases.log()
+    log(phases.line())
     return 0
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ptychoreg.cli._common import Phases, add_params_arg, entry_points, hide_cuda_unless, load_params, log
+from ptychoreg.cli._common import add_params_arg, entry_points, hide_cuda_unless, load_params, log
 from ptychoreg.config import add_section_flags
+from ptychoreg.steps import Phases
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,7 +53,7 @@ def _main(argv: list[str] | None) -> int:
     save_training(out, result, config, data)
     phases.done("writing")
     log(f"wrote {out / 'model.pt'} and history.json in {time.perf_counter() - started:.2f} s")
-    phases.log()
+    log(phases.line())
     return 0
 
 

@@ -246,7 +246,8 @@ def _regression(fixture: Path, setup: RunSetup, out: Path) -> float:
     from ptychoreg.cli import infer as infer_cli
     from ptychoreg.cli import train as train_cli
     from ptychoreg.contract import load_npz
-    from ptychoreg.harness.regress import params_args, train_args
+    from ptychoreg.harness.regress import train_args
+    from ptychoreg.harness.runner import params_args
 
     settings = setup.regress
     n_groups = settings.n_groups or load_npz(fixture).n

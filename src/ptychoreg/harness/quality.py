@@ -14,7 +14,7 @@ from typing import Callable
 
 from ptychoreg.config import QualitySettings
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.runner import run_train_infer, staged_output_dir
+from ptychoreg.harness.runner import params_args, run_train_infer, staged_output_dir
 from ptychoreg.quality import headline
 
 
@@ -23,7 +23,7 @@ def train_args(settings: QualitySettings, params_path: str | None) -> list[str]:
     args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
             "--gridsize", str(settings.gridsize), "--batch-size", str(settings.batch_size),
             "--learning-rate", str(settings.learning_rate), "--lr-schedule", settings.lr_schedule]
-    return args + (["--params", params_path] if params_path else [])
+    return args + params_args(params_path)
 
 
 def run_quality(data: str, settings: QualitySettings, out: Path, params_path: str | None = None,
@@ -31,8 +31,8 @@ def run_quality(data: str, settings: QualitySettings, out: Path, params_path: st
     with staged_output_dir(out) as work:
         log(f"training on {data}: {settings.max_epochs} epochs, width {settings.width}, gridsize {settings.gridsize}, "
             f"{settings.threads} thread(s)")
-        infer_args = ["--params", params_path] if params_path else []
-        train, infer = run_train_infer(data, work, train_args(settings, params_path), infer_args, settings.threads, echo=True)
+        train, infer = run_train_infer(data, work, train_args(settings, params_path), params_args(params_path),
+                                       settings.threads, echo=True)
         history = json.loads((work / "history.json").read_text())["epochs"]
         report = json.loads((work / "quality.json").read_text())
         patterns = json.loads((work / "summary.json").read_text())["positions"]

@@ -26,7 +26,8 @@ from ptychoreg.contract import load_npz
 from ptychoreg.errors import PtychoError
 from ptychoreg.fixture import verify_fixture
 from ptychoreg.geometry import stitch
-from ptychoreg.harness.runner import breakdown, dir_bytes, run_calibration, run_train_infer, spread, time_python
+from ptychoreg.harness.runner import (breakdown, dir_bytes, params_args, run_calibration, run_train_infer, spread,
+                                      time_python)
 from ptychoreg.quality import headline
 
 ORIENTATION_TOLERANCE = 1e-4  # max |stitch(Y) - objectGuess| over the scanned region (complex64 rounding)
@@ -38,11 +39,6 @@ def train_args(settings: RegressSettings, n_groups: int, params_path: str | None
     args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
             "--batch-size", str(settings.batch_size), "--gridsize", str(settings.gridsize), "--n-groups", str(n_groups)]
     return args + params_args(params_path)
-
-
-def params_args(params_path: str | None) -> list[str]:
-    """`--params <file>` for the CLIs, or nothing (their built-in defaults)."""
-    return ["--params", params_path] if params_path else []
 
 
 def orientation_error(fixture_path: str | Path) -> float:

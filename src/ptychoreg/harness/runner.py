@@ -67,6 +67,11 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = 
     return RunRecord(command, seconds, usage.ru_maxrss / 1024, log)
 
 
+def params_args(params_path: str | None) -> list[str]:
+    """`--params <file>` for the CLIs, or nothing (their built-in defaults)."""
+    return ["--params", params_path] if params_path else []
+
+
 def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: list[str], threads: int,
                     echo: bool = False, env: dict | None = None) -> tuple[RunRecord, RunRecord]:
     common = ["--accelerator", "cpu", "--threads", str(threads)]
@@ -81,7 +86,7 @@ def read_phases(log: Path) -> dict[str, float]:
     """The `phases {json}` line a train or infer run logs last: wall seconds of each of its phases."""
     import json
 
-    from ptychoreg.cli._common import PHASES
+    from ptychoreg.steps import PHASES
 
     lines = [line for line in log.read_text().splitlines() if line.startswith(PHASES)]
     if not lines:

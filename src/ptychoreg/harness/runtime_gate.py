@@ -21,9 +21,9 @@ from typing import Callable, Iterator
 
 from ptychoreg.config import GateSettings
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.regress import params_args, train_args
+from ptychoreg.harness.regress import train_args
 from ptychoreg.config import RegressSettings
-from ptychoreg.harness.runner import run_train_infer
+from ptychoreg.harness.runner import params_args, run_train_infer
 
 PARTS = ("train", "infer", "total")
 # A commit that makes the regression slower on purpose says so in its message, as a git trailer

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ptychoreg.config import SensitivitySettings
-from ptychoreg.harness.runner import dir_bytes, run_train_infer, spread
+from ptychoreg.harness.runner import dir_bytes, params_args, run_train_infer, spread
 
 
 def cell_name(epochs: int, n_images: int) -> str:
@@ -24,7 +24,7 @@ def cell_name(epochs: int, n_images: int) -> str:
 
 def cell_args(epochs: int, n_images: int, settings: SensitivitySettings, params_path: str | None) -> tuple[list, list]:
     """The train and infer CLIs' arguments for one cell (gridsize 1: one image per group)."""
-    params = ["--params", params_path] if params_path else []
+    params = params_args(params_path)
     train = ["--max-epochs", str(epochs), "--width", str(settings.width), "--gridsize", "1", "--n-groups", str(n_images)]
     return train + params, ["--n-groups", str(n_images), *params]
 
