@@ -94,7 +94,7 @@ def _harness_runs(stage: str, params: dict) -> tuple[list | None, list | None]:
     common = ["--accelerator", "cpu", "--threads", "1"]  # run_train_infer adds these to both
     if stage in ("regress", "golden_spread", "mutation"):
         regress = RegressSettings.from_params(params["regress"])
-        return train_args(regress, regress.n_groups, "params.yaml") + common, params_args("params.yaml") + common
+        return train_args(regress, "params.yaml") + common, params_args("params.yaml") + common
     if stage == "quality":
         q = QualitySettings.from_params(params["quality"])
         return quality.train_args(q, "params.yaml") + common, ["--params", "params.yaml"] + common

@@ -70,7 +70,7 @@ def record(request, fixture_path, tmp_path_factory):
     params = str(ROOT / "params.yaml")
     settings = RegressSettings.from_params(read_params(params).get("regress"))
     out = tmp_path_factory.mktemp("golden")
-    run_train_infer(str(fixture_path), out, train_args(settings, settings.n_groups, params), params_args(params),
+    run_train_infer(str(fixture_path), out, train_args(settings, params), params_args(params),
                     settings.threads)
     return golden_record(out, data)
 

@@ -47,7 +47,7 @@ def test_real_regression_run(fixture_path, tmp_path):
     settings = RegressSettings(repeats=2, max_epochs=2, width=4)
     # The staged run (what train_fixture + infer_fixture do), then the timed runs that must reproduce it.
     staged = tmp_path / "staged"
-    run_train_infer(str(fixture_path), staged, train_args(settings, settings.n_groups, "params.yaml"),
+    run_train_infer(str(fixture_path), staged, train_args(settings, "params.yaml"),
                     params_args("params.yaml"), settings.threads)
     metrics, per_repeat = run_regression(str(fixture_path), expected, settings, params_path="params.yaml",
                                          staged_run=staged, log=lambda _: None)

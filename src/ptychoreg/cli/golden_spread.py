@@ -22,20 +22,17 @@ def _main(argv):
     import tempfile
     from pathlib import Path
 
-    from ptychoreg.contract import load_npz
     from ptychoreg.fileio import write_json, write_text
-    from ptychoreg.harness.golden import measure_spread, spread_markdown
     from ptychoreg.config import RegressSettings
+    from ptychoreg.harness.golden import measure_spread, spread_markdown
     from ptychoreg.harness.regress import train_args
     from ptychoreg.harness.runner import params_args
 
     params, source = load_params(args.params)
     settings = RegressSettings.from_params(params.get("regress"), where=source)
-    n_groups = settings.n_groups or load_npz(args.fixture).n
     with tempfile.TemporaryDirectory(prefix="ptychoreg-spread-") as work:
-        records, dev = measure_spread(args.fixture, train_args(settings, n_groups, args.params), params_args(args.params),
-                                      settings.threads,
-                                      Path(work), log=log)
+        records, dev = measure_spread(args.fixture, train_args(settings, args.params), params_args(args.params),
+                                      settings.threads, Path(work), log=log)
     write_json(args.metrics_out, {"variants": sorted(records), "deviation": dev})
     write_text(args.report, spread_markdown(dev, list(records)))
     log(f"wrote {args.metrics_out} and {args.report}")

@@ -245,18 +245,16 @@ def _regression(fixture: Path, setup: RunSetup, out: Path) -> float:
     """Train + infer through the CLIs' main functions, in this process; the seconds it took."""
     from ptychoreg.cli import infer as infer_cli
     from ptychoreg.cli import train as train_cli
-    from ptychoreg.contract import load_npz
     from ptychoreg.harness.regress import train_args
     from ptychoreg.harness.runner import params_args
 
     settings = setup.regress
-    n_groups = settings.n_groups or load_npz(fixture).n
     common = ["--accelerator", "cpu", "--threads", str(settings.threads)]
     started = time.perf_counter()
     log = io.StringIO()
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         code = train_cli.main(["--data", str(fixture), "--output-dir", str(out), *common,
-                               *train_args(settings, n_groups, setup.params_path)])
+                               *train_args(settings, setup.params_path)])
         if code == 0:
             code = infer_cli.main(["--model", str(out / "model.pt"), "--data", str(fixture), "--output-dir", str(out),
                                    *common, *params_args(setup.params_path)])

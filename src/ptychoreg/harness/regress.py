@@ -33,11 +33,11 @@ from ptychoreg.quality import headline
 ORIENTATION_TOLERANCE = 1e-4  # max |stitch(Y) - objectGuess| over the scanned region (complex64 rounding)
 
 
-def train_args(settings: RegressSettings, n_groups: int, params_path: str | None) -> list[str]:
+def train_args(settings: RegressSettings, params_path: str | None) -> list[str]:
     """The train CLI's arguments for the regression run (the same for every repeat and both sides of
     the runtime gate)."""
     args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
-            "--batch-size", str(settings.batch_size), "--gridsize", str(settings.gridsize), "--n-groups", str(n_groups)]
+            "--batch-size", str(settings.batch_size), "--gridsize", str(settings.gridsize), "--n-groups", str(settings.n_groups)]
     return args + params_args(params_path)
 
 
@@ -86,8 +86,7 @@ def run_regression(
     """Time `settings.repeats` train + infer runs; return the metrics and the seconds per repeat."""
     verify_fixture(fixture, expected_sha256, "metrics/fixture.json")
     data = load_npz(fixture)
-    n_groups = settings.n_groups or data.n
-    args = train_args(settings, n_groups, params_path)
+    args = train_args(settings, params_path)
     orientation = orientation_error(fixture)
     staged_sha = json.loads((Path(staged_run) / "summary.json").read_text())["stitched_sha256"] if staged_run else None
 
@@ -133,7 +132,7 @@ def run_regression(
     per_repeat = [{"repeat": r + 1, "train_s": t, "infer_s": i, "total_s": t + i, "calibration_s": c}
                   for r, (t, i, c) in enumerate(zip(train_s, infer_s, calibration_s))]
     return {
-        "settings": {**asdict(settings), "n_groups": n_groups},
+        "settings": asdict(settings),
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
                         "machine": platform.machine(), "threads": settings.threads},
         "fixture_sha256": expected_sha256,

@@ -69,26 +69,26 @@ def accepted_slowdown(repo: Path = Path(".")) -> str | None:
     return None
 
 
-def time_side(side: Side, fixture: str, settings: RegressSettings, n_groups: int, out: Path) -> dict:
+def time_side(side: Side, fixture: str, settings: RegressSettings, out: Path) -> dict:
     """One train + infer run of `side` on the fixture; wall seconds of each part."""
     params = str(side.root / "params.yaml") if (side.root / "params.yaml").is_file() else None
-    train, infer = run_train_infer(fixture, out, train_args(settings, n_groups, params), params_args(params),
+    train, infer = run_train_infer(fixture, out, train_args(settings, params), params_args(params),
                                    settings.threads, env=side.env())
     return {"train": train.seconds, "infer": infer.seconds, "total": train.seconds + infer.seconds}
 
 
-def interleaved(sides: list[Side], rounds: int, fixture: str, settings: RegressSettings, n_groups: int,
+def interleaved(sides: list[Side], rounds: int, fixture: str, settings: RegressSettings,
                 log: Callable[[str], None] = print) -> dict[str, list[dict]]:
     """One warm-up run per side, then `rounds` rounds timing every side once, the order rotating each
     round (A B, B A, ... for two sides), so no side always runs first or last."""
     times = {side.name: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
         for side in sides:
-            time_side(side, fixture, settings, n_groups, Path(scratch) / f"warmup-{side.name}")
+            time_side(side, fixture, settings, Path(scratch) / f"warmup-{side.name}")
         for i in range(rounds):
             order = sides[i % len(sides):] + sides[: i % len(sides)]
             for side in order:
-                times[side.name].append(time_side(side, fixture, settings, n_groups, Path(scratch) / f"{side.name}-{i}"))
+                times[side.name].append(time_side(side, fixture, settings, Path(scratch) / f"{side.name}-{i}"))
             log(f"round {i + 1}/{rounds}: " + ", ".join(f"{s.name} {times[s.name][-1]['total']:.2f} s" for s in order))
     return times
 
@@ -121,13 +121,10 @@ def format_verdict(result: dict, max_slowdown: float) -> str:
 def run_gate(fixture: str, regress: RegressSettings, gate: GateSettings, head: Path = Path("."),
              log: Callable[[str], None] = print) -> dict:
     """Time the working tree at `head` against `gate.base`; return the verdict per part."""
-    from ptychoreg.contract import load_npz
-
-    n_groups = regress.n_groups or load_npz(fixture).n
     with worktree(gate.base, head) as base_root:
         log(f"runtime gate: {gate.base} ({base_root.name}) against the working tree, {gate.pairs} interleaved pairs")
         times = interleaved([Side("base", base_root), Side("head", head.resolve())], gate.pairs, str(Path(fixture).resolve()),
-                            regress, n_groups, log)
+                            regress, log)
     return verdict(times["base"], times["head"], gate.max_slowdown)
 
 
@@ -166,18 +163,15 @@ def measure_error_rates(fixture: str, regress: RegressSettings, gate: GateSettin
     `decisions` x `gate.pairs` rounds time all three, rotating the order; each run of `gate.pairs`
     consecutive rounds is one gate decision for same-vs-base and one for slow-vs-base.
     """
-    from ptychoreg.contract import load_npz
-
-    n_groups = regress.n_groups or load_npz(fixture).n
     fixture = str(Path(fixture).resolve())
     with worktree("HEAD", repo) as base, worktree("HEAD", repo) as same, worktree("HEAD", repo) as slow:
         # The slowdown is `slowdown` of the base's own times, measured here (median of 3 runs).
         with tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
-            runs = [time_side(Side("base", base), fixture, regress, n_groups, Path(scratch) / str(i)) for i in range(3)]
+            runs = [time_side(Side("base", base), fixture, regress, Path(scratch) / str(i)) for i in range(3)]
         inject_slowdown(slow, {f"ptycho-{part}": slowdown * statistics.median(r[part] for r in runs)
                                for part in ("train", "infer")})
         times = interleaved([Side("base", base), Side("same", same), Side("slow", slow)], decisions * gate.pairs,
-                            fixture, regress, n_groups, log)
+                            fixture, regress, log)
     blocks = []
     for d in range(decisions):
         cut = slice(d * gate.pairs, (d + 1) * gate.pairs)
