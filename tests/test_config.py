@@ -21,7 +21,7 @@ def test_ints_accepted_for_floats_and_null_for_optional():
 @pytest.mark.parametrize("params,fragment", [
     ({"train": {"epochs": 3}}, "key 'train.epochs': unknown setting"),
     ({"train": {"max_epochs": "3"}}, "key 'train.max_epochs': expected int"),
-    ({"train": {"loss": "mse"}}, "key 'train.loss': 'mse' is not one of poisson, mae"),
+    ({"train": {"loss": "mse"}}, "key 'train.loss': 'mse' is not one of poisson, gaussian, mae"),
     ({"model": {"gridsize": 5}}, "key 'model.gridsize': '5' is not one of 1, 2, 3"),
     ({"train": {"val_fraction": 1.5}}, "key 'train.val_fraction'"),
     ({"model": {"probe_big": "yes"}}, "expected bool"),

@@ -102,6 +102,10 @@ def _harness_runs(stage: str, params: dict) -> tuple[list | None, list | None]:
         s = SensitivitySettings.from_params(params["sensitivity"])
         train, infer = sensitivity.cell_args(s.max_epochs[0], s.n_images[0], s, "params.yaml")
         return train + common, infer + common
+    if stage == "check_quality_model":
+        from test_golden import QUALITY_MODEL_INFER_ARGS
+
+        return None, list(QUALITY_MODEL_INFER_ARGS)
     cmd = _interpolated(STAGES[stage]["cmd"], params)
     if stage == "train_fixture":
         return cmd[cmd.index("--data") + 4:], None

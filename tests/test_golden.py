@@ -117,14 +117,20 @@ def test_deviations_take_the_worst_variant():
     assert dev["abs"] == pytest.approx(0.4) and dev["rel"] == pytest.approx(0.2)
 
 
+# The fixture inference's arguments beside --model, --data and --output-dir, run in the repository root
+# (tests/test_deps.py checks the stage declares the params they read).
+QUALITY_MODEL_INFER_ARGS = ("--params", "params.yaml", "--threads", "1")
+
 # The quality stage's reference model reconstructing the fixture. With the model the golden figures were
-# recorded with (its md5 in tests/test_golden/quality_model.md5: pulled, or trained here), inference alone moves the figures by ~1e-6 between CPU code paths (the
-# golden_spread stage measures <= 2.3e-6 on SSIM for train + infer), hence 1e-4. A model retrained on
-# another CPU differs from the recorded one; the quality stage holds its figures within 0.03 SSIM across
-# machines (docs/quality-experiments.md), so that is the tolerance then.
-QUALITY_MODEL_FIGURES = ("amplitude_ssim", "amplitude_correlation", "phase_ssim", "phase_correlation", "frc_mean")
+# recorded with (its md5 in tests/test_golden/quality_model.md5: pulled, or trained here), inference
+# alone moves the figures by ~1e-6 between CPU code paths (the golden_spread stage measures <= 2.3e-6 on
+# SSIM for train + infer), hence 1e-4. A model retrained on another CPU differs from the recorded one:
+# retrained with AVX2 kernels only (docs/quality-experiments.md, "Across machines"), the fixture's SSIM
+# and correlations moved by up to 0.043 and the FRC mean by up to 0.078 over two settings, so 0.1 and
+# 0.15 then: loose enough for another CPU, tight enough that a flat or broken model (SSIM ~0.26) fails.
 SAME_MODEL = {"rtol": 0, "atol": 1e-4}
-RETRAINED_MODEL = {"rtol": 0, "atol": 0.03}
+RETRAINED_MODEL = {"rtol": 0, "atol": 0.1}
+RETRAINED_FRC = {"rtol": 0, "atol": 0.15}
 
 
 @pytest.mark.slow
@@ -133,8 +139,8 @@ def test_quality_model_on_fixture(request, fixture_path, tmp_path, num_regressio
 
     model = Path(request.config.getoption("quality_model"))
     assert model.is_file(), f"{model} is missing: `dvc pull` it or `dvc repro quality`"
-    proc = run_cli("infer", "--model", model, "--data", fixture_path, "--output-dir", tmp_path,
-                   "--params", ROOT / "params.yaml", "--threads", "1")
+    proc = run_cli("infer", "--model", model.resolve(), "--data", fixture_path, "--output-dir", tmp_path,
+                   *QUALITY_MODEL_INFER_ARGS, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "quality.json").read_text())
     figures = {f"{part}_{k}": [report[part][k]] for part in ("amplitude", "phase") for k in ("ssim", "correlation")}
@@ -148,7 +154,8 @@ def test_quality_model_on_fixture(request, fixture_path, tmp_path, num_regressio
     same = recorded.is_file() and recorded.read_text().strip() == file_digest(model, "md5")
     tolerance = SAME_MODEL if same else RETRAINED_MODEL
     try:
-        num_regression.check(figures, basename="quality_model", default_tolerance=tolerance)
+        num_regression.check(figures, basename="quality_model", default_tolerance=tolerance,
+                             tolerances=None if same else {"frc_mean": RETRAINED_FRC})
     except AssertionError as exc:
         which = "the model dvc.lock records" if same else "a model retrained on this machine"
         raise AssertionError(f"the reference model's reconstruction of the fixture changed ({which}, tolerance "

@@ -47,6 +47,16 @@ def test_gridsize_two_prediction_merges_members():
     assert merged.shape == raw.shape and not torch.allclose(merged, raw)
 
 
+def test_one_network_predicts_every_member_so_weights_do_not_depend_on_gridsize():
+    torch.manual_seed(0)
+    single, grouped = PtychoNet(size=32, gridsize=1, width=4), PtychoNet(size=32, gridsize=2, width=4)
+    grouped.load_state_dict(single.state_dict())  # same shapes: a gridsize-1 model starts a gridsize-2 run
+    x = torch.rand(2, 4, 32, 32)
+    together = grouped(x)
+    for member in range(4):
+        torch.testing.assert_close(together[:, member], single(x[:, member : member + 1])[:, 0])
+
+
 def test_rejects_sizes_the_pooling_cannot_halve():
     with pytest.raises(ValueError, match="multiple of 8"):
         PtychoNet(size=20)

@@ -62,6 +62,46 @@ def test_gridsize_two_trains_and_infers_end_to_end(fixture_data):
     assert -1 <= quality["amplitude"]["correlation"] <= 1
 
 
+def test_a_gridsize_two_run_starts_from_a_gridsize_one_model(fixture_data, tmp_path):
+    from ptychoreg.training import save_training
+
+    first_config = _config(max_epochs=2)
+    first = train_model(first_config, fixture_data, log=lambda _: None)
+    save_training(tmp_path, first, first_config, fixture_data)
+    # One epoch at a negligible rate: the second run's weights are the first run's, whatever its seed.
+    config = _config(max_epochs=1, gridsize=2, n_groups=16, learning_rate=1e-12, seed=99)
+    logged = []
+    second = train_model(config, fixture_data, log=logged.append, init_model=tmp_path / "model.pt")
+    assert f"starting from {tmp_path / 'model.pt'}" in logged[0]
+    from ptychoreg.fileio import file_digest
+
+    assert second.init_model == {"path": str(tmp_path / "model.pt"), "sha256": file_digest(tmp_path / "model.pt", "sha256")}
+    for name, weights in first.model.state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[name], weights, rtol=0, atol=1e-8)
+    fresh = train_model(_config(max_epochs=1, gridsize=2, n_groups=16, learning_rate=1e-12, seed=99), fixture_data,
+                        log=lambda _: None)
+    assert not torch.equal(fresh.model.encoder[0].weight, second.model.encoder[0].weight)
+
+
+def test_an_initial_model_of_another_width_is_refused(fixture_data, tmp_path):
+    from ptychoreg.training import save_training
+
+    config = _config(max_epochs=1)
+    save_training(tmp_path, train_model(config, fixture_data, log=lambda _: None), config, fixture_data)
+    wider = build_config({"model": {"width": 8}, "train": {"max_epochs": 1, "val_fraction": 0.0}})
+    with pytest.raises(PtychoError, match=r"model.pt.*architecture.*\(64, 4, True\) differ from this run's \(64, 8, True\)"):
+        train_model(wider, fixture_data, log=lambda _: None, init_model=tmp_path / "model.pt")
+
+
+def test_inference_predicts_each_pattern_alone_or_merged_in_groups(fixture_data):
+    config = _config(max_epochs=1, gridsize=2, n_groups=16)
+    bundle = _bundle(train_model(config, fixture_data, log=lambda _: None), config)
+    alone = reconstruct(bundle, fixture_data, gridsize=1).stitched.object
+    merged = reconstruct(bundle, fixture_data).stitched.object  # None: the gridsize the model trained with
+    assert merged.tobytes() == reconstruct(bundle, fixture_data, gridsize=2).stitched.object.tobytes()
+    assert alone.shape == merged.shape and np.abs(alone - merged).max() > 1e-4
+
+
 def test_inference_on_a_subset_of_positions(fixture_data):
     config = _config(max_epochs=1)
     result = train_model(config, fixture_data, log=lambda _: None)

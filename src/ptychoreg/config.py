@@ -23,7 +23,7 @@ from pathlib import Path
 from ptychoreg.errors import PtychoError
 
 ACCELERATORS = ("cpu", "cuda", "auto")
-LOSSES = ("poisson", "mae")
+LOSSES = ("poisson", "gaussian", "mae")
 FIXTURE_STRATEGIES = ("stratified", "first")
 
 
@@ -83,7 +83,8 @@ class TrainConfig(Section):
     learning_rate: float = knob(1e-3, "Adam's (peak) learning rate", above=0)
     lr_schedule: str = knob("constant", "constant, or onecycle (warm-up to learning_rate, then anneal)",
                             choices=("constant", "onecycle"))
-    loss: str = knob("poisson", "poisson (NLL in photon counts) or mae (amplitude)", choices=LOSSES)
+    loss: str = knob("poisson", "poisson (NLL in photon counts), gaussian (NLL of amplitudes in count units) or mae (amplitude)",
+                           choices=LOSSES)
     n_groups: int | None = knob(None, "groups to train on (images = groups x gridsize^2); null = one per position", min=1)
     neighbours: int = knob(4, "K nearest neighbours a group's members are drawn from", min=1)
     group_sampling: str = knob("random", "random (seeded) or sequential", choices=("random", "sequential"))
@@ -96,6 +97,8 @@ class TrainConfig(Section):
 @dataclass(frozen=True)
 class InferConfig(Section):
     n_groups: int | None = knob(None, "positions to predict, first in scan order; null = all", min=1)
+    gridsize: int | None = knob(1, "1: predict each pattern alone; 2, 3: merge each prediction with its neighbours' "
+                                   "(gridsize^2 members); null: the gridsize the model trained with", choices=(1, 2, 3))
     batch_size: int = knob(64, "groups per forward pass", min=1)
     threads: int = knob(1, "torch intra-op threads", min=1)
     accelerator: str = knob("cpu", "cpu, cuda or auto", choices=ACCELERATORS)
@@ -124,15 +127,20 @@ class SensitivitySettings(Section):
 
 @dataclass(frozen=True)
 class QualitySettings(Section):
-    """Real training on every canonical pattern (the quality stage); overrides model/train."""
-    max_epochs: int = knob(38, "training epochs", min=1)
+    """Real training on every canonical pattern (the quality stage); overrides model/train. Two phases:
+    single patterns, then groups under the overlap constraint starting from that model."""
+    max_epochs: int = knob(34, "training epochs", min=1)
     width: int = knob(16, "network width", min=1)
     gridsize: int = knob(1, "patterns per group = gridsize^2", choices=(1, 2, 3))
     batch_size: int = knob(8, "training batch size", min=1)
     learning_rate: float = knob(3e-3, "peak learning rate", above=0)
     lr_schedule: str = knob("onecycle", "constant or onecycle", choices=("constant", "onecycle"))
+    loss: str = knob("gaussian", "training loss (train.loss's choices)", choices=LOSSES)
+    refine_gridsize: int = knob(2, "the second phase's gridsize", choices=(1, 2, 3))
+    refine_epochs: int = knob(4, "the second phase's epochs, from the first phase's model; 0 = no second phase", min=0)
+    refine_learning_rate: float = knob(2e-3, "the second phase's peak learning rate", above=0)
     threads: int = knob(2, "torch threads", min=1)
-    min_ssim: float = knob(0.4, "amplitude and phase SSIM must reach this on every machine", min=0, below=1)
+    min_ssim: float = knob(0.65, "amplitude and phase SSIM must reach this on every machine", min=0, below=1)
 
 
 @dataclass(frozen=True)

@@ -23,18 +23,20 @@ class Reconstruction:
     positions: np.ndarray  # indices of the patterns whose patches were stitched, scan order
 
 
-def reconstruct(bundle: Bundle, data: PtychoData, n_groups: int | None = None, batch_size: int = 64) -> Reconstruction:
+def reconstruct(bundle: Bundle, data: PtychoData, n_groups: int | None = None, batch_size: int = 64,
+                gridsize: int | None = None) -> Reconstruction:
     """Predict the first `n_groups` positions in scan order (all when None) and stitch them.
 
-    With gridsize > 1 each position seeds a group of its nearest neighbours; the seed's patch, made
-    consistent with its neighbours, is the one stitched.
+    With gridsize > 1 (None: the model's) each position seeds a group of its nearest neighbours; the
+    seed's patch, made consistent with its neighbours, is the one stitched. The network is the same at
+    every gridsize, so a model trained on groups can also predict each pattern alone (gridsize 1).
     """
     model = bundle.model
     size = model.size
     if data.frame_shape != (size, size):
         raise PtychoError(data.path, f"frames {data.frame_shape} do not match the model's {size}x{size}", key="diffraction")
     groups = make_groups(
-        data.ycoords, data.xcoords, model.gridsize, n_groups,
+        data.ycoords, data.xcoords, model.gridsize if gridsize is None else gridsize, n_groups,
         neighbours=int(bundle.config["train"]["neighbours"]), sampling="sequential", max_offset=size / 2,
     )
     device = bundle.probe.device

@@ -55,6 +55,7 @@ class TrainResult:
     legacy: dict
     n_groups: int
     device: str
+    init_model: dict | None = None  # the bundle training started from: path and sha256
 
 
 def _mean_loss(model, tensors: GroupTensors, probe, window, config: Config, scale: float, batch_size: int) -> float:
@@ -67,7 +68,10 @@ def _mean_loss(model, tensors: GroupTensors, probe, window, config: Config, scal
     return total / len(tensors)
 
 
-def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = print) -> TrainResult:
+def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = print,
+                init_model: str | Path | None = None) -> TrainResult:
+    """Train a network on `data`. `init_model`: a bundle whose weights (same size, width and probe_big,
+    any gridsize) replace the seeded initialisation."""
     device = select_device(config.train.accelerator)
     configure_runtime(config.train.seed, config.train.threads, device)
     size = data.frame_shape[0]
@@ -89,7 +93,10 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
     train_set, val_set = tensors.subset(order[n_val:]).to(device), tensors.subset(order[:n_val]).to(device)
 
     model = PtychoNet(size=size, gridsize=config.model.gridsize, width=config.model.width,
-                      probe_big=config.model.probe_big).to(device)
+                      probe_big=config.model.probe_big)
+    if init_model is not None:
+        _start_from(model, init_model)
+    model = model.to(device)
     probe = torch.from_numpy(data.probe.astype(np.complex64)).to(device)
     window = prediction_window(model).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
@@ -102,6 +109,7 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
         f"training on {data.path}: {groups.n_groups} groups of {groups.channels} ({len(train_set)} train, "
         f"{len(val_set)} validation), {sum(p.numel() for p in model.parameters()):,} weights, "
         f"loss {config.train.loss}, intensity scale {scale.value:.4g} ({scale.source}), device {device}"
+        + (f", starting from {init_model}" if init_model is not None else "")
     )
 
     history = []
@@ -129,7 +137,26 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
         step(f"epoch {epoch}")
 
     legacy = legacy_view(config, size, scale.nphotons, scale.value, groups.n_groups)
-    return TrainResult(model.cpu(), history, norm_factor, scale, legacy, groups.n_groups, str(device))
+    return TrainResult(model.cpu(), history, norm_factor, scale, legacy, groups.n_groups, str(device),
+                       None if init_model is None else _provenance(init_model))
+
+
+def _provenance(init_model: str | Path) -> dict:
+    from ptychoreg.fileio import file_digest
+
+    # The sha256 identifies the starting weights wherever the file moves (the quality stage's moves).
+    return {"path": str(init_model), "sha256": file_digest(init_model, "sha256")}
+
+
+def _start_from(model: PtychoNet, init_model: str | Path) -> None:
+    from ptychoreg.model.bundle import load_bundle
+
+    init = load_bundle(init_model).model
+    ours, theirs = (model.size, model.width, model.probe_big), (init.size, init.width, init.probe_big)
+    if ours != theirs:
+        raise PtychoError(init_model, f"initial model's (size, width, probe_big) {theirs} differ from this run's {ours}",
+                          key="architecture")
+    model.load_state_dict(init.state_dict())
 
 
 def save_training(out: Path, result: TrainResult, config: Config, data: PtychoData) -> None:
@@ -141,6 +168,6 @@ def save_training(out: Path, result: TrainResult, config: Config, data: PtychoDa
         out / "model.pt", result.model, data.probe, config=config.to_dict(), legacy=result.legacy,
         norm_factor=result.norm_factor, intensity_scale=result.scale.value,
         extra={"training": {"data": data.path, "n_groups": result.n_groups, "device": result.device,
-                            "intensity_scale_source": result.scale.source}},
+                            "intensity_scale_source": result.scale.source, "init_model": result.init_model}},
     )
     write_json(out / "history.json", {"loss": config.train.loss, "epochs": result.history})

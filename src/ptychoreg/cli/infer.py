@@ -51,7 +51,7 @@ def _main(argv: list[str] | None) -> int:
     device = select_device(config.accelerator)
     configure_runtime(0, config.threads, device, deterministic=False)
     bundle = load_bundle(args.model, device)
-    result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size)
+    result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size, gridsize=config.gridsize)
     phases.done("inference and stitching")
     out = Path(args.output_dir)
     summary = save_reconstruction(out, result, data, {"model": str(args.model), "data": str(args.data), "device": str(device)})

@@ -33,7 +33,7 @@ def _main(argv):
     q, b = metrics["quality"], metrics["baseline_flat"]
     log(f"quality: amplitude corr {q['amplitude']['correlation']:.3f} ssim {q['amplitude']['ssim']:.3f} "
         f"(flat {b['amplitude']['ssim']:.3f}); phase corr {q['phase']['correlation']:.3f} ssim {q['phase']['ssim']:.3f} "
-        f"(flat {b['phase']['ssim']:.3f}); {metrics['seconds_per_epoch']:.1f} s per epoch")
+        f"(flat {b['phase']['ssim']:.3f}); {metrics['train_s']:.0f} s of training")
     return 0
 
 

@@ -19,6 +19,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="training dataset (.npz, data contract)")
     p.add_argument("--output-dir", required=True, help="folder for model.pt and history.json")
     p.add_argument("--layout", choices=("NHW", "HWN"), help="diffraction layout, overriding detection")
+    p.add_argument("--init-model", help="start from this bundle's weights (same size, width and probe_big; any "
+                                        "gridsize): how a gridsize-2 run starts from a gridsize-1 model")
     add_params_arg(p)
     add_section_flags(p, "model")
     add_section_flags(p, "train")
@@ -47,7 +49,7 @@ def _main(argv: list[str] | None) -> int:
     from ptychoreg.training import save_training, train_model
 
     phases.done("imports (torch, ours)")
-    result = train_model(config, data, log=log)
+    result = train_model(config, data, log=log, init_model=args.init_model)
     phases.done("training")
     out = Path(args.output_dir)
     save_training(out, result, config, data)

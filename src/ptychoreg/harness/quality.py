@@ -1,6 +1,11 @@
 """Quality on real work: train on the whole canonical dataset for a real budget, reconstruct, and
 require the result to beat the flat-object baseline clearly (the `quality` stage).
 
+Training runs in two phases (docs/quality-experiments.md): single patterns (gridsize 1), then groups
+under the overlap constraint (`refine_gridsize`) starting from the first phase's model, which lands in
+`<out>/pretrain/`. From scratch the grouped objective sticks at a flat object; warm-started it adds
+~0.1 SSIM in 90 s.
+
 The short regression on the fixture cannot learn past a nearly flat object in two epochs; this stage
 is where a collapsed or degraded reconstruction (the peer's flat 0.2785 amplitude) fails the pipeline.
 """
@@ -14,29 +19,46 @@ from typing import Callable
 
 from ptychoreg.config import QualitySettings
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.runner import params_args, run_train_infer, staged_output_dir
+from ptychoreg.harness.runner import params_args, run_train, run_train_infer, staged_output_dir
 from ptychoreg.quality import headline
 
 
-def train_args(settings: QualitySettings, params_path: str | None) -> list[str]:
-    """The train CLI's arguments for the quality run: the quality section overrides model/train."""
-    args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
-            "--gridsize", str(settings.gridsize), "--batch-size", str(settings.batch_size),
-            "--learning-rate", str(settings.learning_rate), "--lr-schedule", settings.lr_schedule]
+def _phase_args(settings: QualitySettings, params_path: str | None, epochs: int, gridsize: int,
+                learning_rate: float) -> list[str]:
+    args = ["--max-epochs", str(epochs), "--width", str(settings.width), "--gridsize", str(gridsize),
+            "--batch-size", str(settings.batch_size), "--learning-rate", str(learning_rate),
+            "--lr-schedule", settings.lr_schedule, "--loss", settings.loss]
     return args + params_args(params_path)
+
+
+def train_args(settings: QualitySettings, params_path: str | None) -> list[str]:
+    """The train CLI's arguments for the first phase: the quality section overrides model/train."""
+    return _phase_args(settings, params_path, settings.max_epochs, settings.gridsize, settings.learning_rate)
+
+
+def refine_args(settings: QualitySettings, params_path: str | None, init_model: Path) -> list[str]:
+    """The second phase: gridsize-g groups under the overlap constraint, from the first phase's model."""
+    return _phase_args(settings, params_path, settings.refine_epochs, settings.refine_gridsize,
+                       settings.refine_learning_rate) + ["--init-model", str(init_model)]
 
 
 def run_quality(data: str, settings: QualitySettings, out: Path, params_path: str | None = None,
                 log: Callable[[str], None] = print) -> dict:
     with staged_output_dir(out) as work:
-        log(f"training on {data}: {settings.max_epochs} epochs, width {settings.width}, gridsize {settings.gridsize}, "
-            f"{settings.threads} thread(s)")
-        train, infer = run_train_infer(data, work, train_args(settings, params_path), params_args(params_path),
-                                       settings.threads, echo=True)
-        history = json.loads((work / "history.json").read_text())["epochs"]
+        log(f"training on {data}: {settings.max_epochs} epochs, width {settings.width}, gridsize {settings.gridsize}"
+            + (f", then {settings.refine_epochs} epochs at gridsize {settings.refine_gridsize}" if settings.refine_epochs else "")
+            + f", {settings.threads} thread(s)")
+        phases, args = [], train_args(settings, params_path)
+        if settings.refine_epochs:
+            first = work / "pretrain"
+            pretrain = run_train(data, first, args, settings.threads, echo=True)
+            phases.append(_phase(settings.gridsize, pretrain.seconds, first))
+            args = refine_args(settings, params_path, first / "model.pt")
+        train, infer = run_train_infer(data, work, args, params_args(params_path), settings.threads, echo=True)
+        phases.append(_phase(settings.refine_gridsize if settings.refine_epochs else settings.gridsize, train.seconds, work))
         report = json.loads((work / "quality.json").read_text())
         patterns = json.loads((work / "summary.json").read_text())["positions"]
-        metrics = _metrics(data, settings, train.seconds, infer.seconds, history, report, patterns)
+        metrics = _metrics(data, settings, phases, infer.seconds, report, patterns)
         failed = [name for name, ok in metrics["checks"].items() if not ok]
         if failed:
             q = metrics["quality"]
@@ -46,8 +68,15 @@ def run_quality(data: str, settings: QualitySettings, out: Path, params_path: st
     return metrics
 
 
-def _metrics(data: str, settings: QualitySettings, train_s: float, infer_s: float, history: list, report: dict,
-             patterns: int) -> dict:
+def _phase(gridsize: int, train_s: float, run: Path) -> dict:
+    """One training phase: its process's wall seconds and its loss history."""
+    history = json.loads((run / "history.json").read_text())["epochs"]
+    return {"gridsize": gridsize, "epochs": len(history), "train_s": train_s,
+            "seconds_per_epoch": sum(h["seconds"] for h in history) / len(history),
+            "loss": {"first": history[0]["train_loss"], "last": history[-1]["train_loss"], "val_last": history[-1]["val_loss"]}}
+
+
+def _metrics(data: str, settings: QualitySettings, phases: list[dict], infer_s: float, report: dict, patterns: int) -> dict:
     figures = headline(report)
     quality, baseline = figures["quality"], figures["baseline_flat"]
     checks = {f"{part}_ssim_above_floor": quality[part]["ssim"] >= settings.min_ssim for part in ("amplitude", "phase")}
@@ -55,12 +84,10 @@ def _metrics(data: str, settings: QualitySettings, train_s: float, infer_s: floa
     return {
         "settings": asdict(settings),
         "data": data,
-        "train_s": train_s,
-        "seconds_per_epoch": sum(h["seconds"] for h in history) / len(history),
+        "train_s": sum(phase["train_s"] for phase in phases),  # every training process, start-up included
+        "phases": phases,
         "infer_s": infer_s,  # the ptycho-infer process, start-up included, for every pattern
         "patterns": patterns,
-        "loss": {"first": history[0]["train_loss"], "last": history[-1]["train_loss"],
-                 "val_last": history[-1]["val_loss"]},
         **figures,
         "checks": checks,
     }

@@ -82,13 +82,15 @@ def _quality_table(q: dict, b: dict) -> list[str]:
 
 def quality_section(quality: dict) -> list[str]:
     s, q, b = quality["settings"], quality["quality"], quality["baseline_flat"]
+    phases = "; then ".join(
+        f"{p['epochs']} epochs at gridsize {p['gridsize']} ({p['train_s']:.0f} s, {p['seconds_per_epoch']:.1f} s per epoch, "
+        f"loss {p['loss']['first']:.4g} -> {p['loss']['last']:.4g})" for p in quality["phases"])
     lines = [
         "## Quality on real work (the `quality` stage)",
         "",
-        f"Training on every pattern of `{quality['data']}`: {s['max_epochs']} epochs, width {s['width']}, gridsize {s['gridsize']}, "
-        f"batch {s['batch_size']}, learning rate {s['learning_rate']:g}, {s['threads']} threads: {quality['train_s']:.0f} s "
-        f"({quality['seconds_per_epoch']:.1f} s per epoch), inference {quality['infer_s']:.1f} s; loss "
-        f"{quality['loss']['first']:.4g} -> {quality['loss']['last']:.4g}. Plots: `reports/quality/`.",
+        f"Training on every pattern of `{quality['data']}`, width {s['width']}, batch {s['batch_size']}, {s['loss']} loss, "
+        f"{s['threads']} threads: {phases}; {quality['train_s']:.0f} s of training in all, inference "
+        f"{quality['infer_s']:.1f} s. Plots: `reports/quality/`.",
         "",
     ]
     return lines + _quality_table(q, b)

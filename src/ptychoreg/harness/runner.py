@@ -72,13 +72,22 @@ def params_args(params_path: str | None) -> list[str]:
     return ["--params", params_path] if params_path else []
 
 
+def _on_cpu(threads: int) -> list[str]:
+    return ["--accelerator", "cpu", "--threads", str(threads)]
+
+
+def run_train(data: str, out: Path, train_args: list[str], threads: int, echo: bool = False,
+              env: dict | None = None) -> RunRecord:
+    """ptycho-train on the CPU into `out` (model.pt, history.json, train.log)."""
+    return run_cli("ptychoreg.cli.train", ["--data", data, "--output-dir", str(out), *_on_cpu(threads), *train_args],
+                   out / "train.log", threads, echo, env)
+
+
 def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: list[str], threads: int,
                     echo: bool = False, env: dict | None = None) -> tuple[RunRecord, RunRecord]:
-    common = ["--accelerator", "cpu", "--threads", str(threads)]
-    train = run_cli("ptychoreg.cli.train", ["--data", data, "--output-dir", str(out), *common, *train_args], out / "train.log", threads,
-                    echo, env)
-    infer = run_cli("ptychoreg.cli.infer", ["--model", str(out / "model.pt"), "--data", data, "--output-dir", str(out), *common, *infer_args],
-                    out / "infer.log", threads, echo, env)
+    train = run_train(data, out, train_args, threads, echo, env)
+    infer = run_cli("ptychoreg.cli.infer", ["--model", str(out / "model.pt"), "--data", data, "--output-dir", str(out),
+                                            *_on_cpu(threads), *infer_args], out / "infer.log", threads, echo, env)
     return train, infer
 
 

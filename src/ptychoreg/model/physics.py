@@ -36,6 +36,17 @@ def poisson_nll(predicted: torch.Tensor, measured: torch.Tensor, intensity_scale
     return nll.mean()
 
 
+def gaussian_nll(predicted: torch.Tensor, measured: torch.Tensor, intensity_scale: float) -> torch.Tensor:
+    """Mean Gaussian negative log-likelihood of the amplitudes per pixel, in photon-count units:
+    2 (sqrt(rate) - sqrt(counts))^2, pty-chi's "gaussian" noise model.
+
+    The square root stabilises the Poisson variance, so this equals `poisson_nll` to second order
+    near the fit; unlike it, its gradient stays bounded where a predicted amplitude is near zero and
+    the measured counts are not (Poisson: -2 counts / amplitude), the spikes that stall training.
+    """
+    return 2 * torch.square((predicted - measured) * intensity_scale).mean()
+
+
 def mae(predicted: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
     return (predicted - measured).abs().mean()
 
@@ -43,6 +54,8 @@ def mae(predicted: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
 def loss_fn(kind: str, predicted: torch.Tensor, measured: torch.Tensor, intensity_scale: float) -> torch.Tensor:
     if kind == "poisson":
         return poisson_nll(predicted, measured, intensity_scale)
+    if kind == "gaussian":
+        return gaussian_nll(predicted, measured, intensity_scale)
     if kind == "mae":
         return mae(predicted, measured)
     raise ValueError(f"unknown loss '{kind}'")
