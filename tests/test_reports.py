@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ptychoreg.harness.reports import breakdown_table, reference_section, runtime_saving
+from ptychoreg.harness.reports import breakdown_table, budget_section, reference_section, runtime_saving
 
 
 def _figures(a, p):
@@ -36,3 +36,11 @@ def test_runtime_saving_against_the_largest_cell():
     saving = runtime_saving(regression, cells)
     assert (saving["full_images"], saving["full_epochs"], saving["factor"]) == (1087, 1, 4.0)
     assert runtime_saving(regression, []) is None
+
+
+def test_budget_section_lists_each_budget_with_its_epochs_seconds_and_figures():
+    curve = {"points": [{"scale": 0.5, "epochs": [17, 2], "train_s": 131.4, "amplitude_ssim": 0.6512, "phase_ssim": 0.7001},
+                        {"scale": 2.0, "epochs": [68, 8], "train_s": 530.0, "amplitude_ssim": 0.80049, "phase_ssim": 0.86}]}
+    text = "\n".join(budget_section(curve))
+    assert "| x0.5 | 17 + 2 | 131 | 0.651 | 0.700 |" in text
+    assert "| x2 | 68 + 8 | 530 | 0.800 | 0.860 |" in text

@@ -84,7 +84,7 @@ class TrainConfig(Section):
     lr_schedule: str = knob("constant", "constant, or onecycle (warm-up to learning_rate, then anneal)",
                             choices=("constant", "onecycle"))
     loss: str = knob("poisson", "poisson (NLL in photon counts), gaussian (NLL of amplitudes in count units) or mae (amplitude)",
-                           choices=LOSSES)
+                      choices=LOSSES)
     n_groups: int | None = knob(None, "groups to train on (images = groups x gridsize^2); null = one per position", min=1)
     neighbours: int = knob(4, "K nearest neighbours a group's members are drawn from", min=1)
     group_sampling: str = knob("random", "random (seeded) or sequential", choices=("random", "sequential"))
@@ -349,6 +349,8 @@ def legacy_view(config: Config, size: int, nphotons: float, intensity_scale: flo
         "nphotons": nphotons,
         "intensity_scale": intensity_scale,
         "intensity_scale.trainable": False,
+        # PtychoPINN knows only these two losses: a gaussian-loss model shows both 0 (the bundle's config
+        # names its loss).
         "nll_weight": 1.0 if config.train.loss == "poisson" else 0.0,
         "mae_weight": 1.0 if config.train.loss == "mae" else 0.0,
         "amp_activation": "sigmoid",

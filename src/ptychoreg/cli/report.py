@@ -14,6 +14,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sensitivity-cells", default="metrics/sensitivity", help="the sensitivity matrix's cell metrics")
     p.add_argument("--quality-metrics", default="metrics/quality.json")
     p.add_argument("--reference-metrics", default="metrics/reference.json")
+    p.add_argument("--quality-curve", default="metrics/quality_curve.json", help="what each training budget buys "
+                   "(ptycho-quality-curve); left out of the report when the file is absent")
     p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
     p.add_argument("--fixture-notes", default="reports/fixture.md")
     p.add_argument("--regression-report", default="reports/regression.md")
@@ -38,9 +40,10 @@ def _main(argv):
 
     fixture, regression, quality, reference = (read(p) for p in (args.fixture_metrics, args.regression_metrics,
                                                                   args.quality_metrics, args.reference_metrics))
+    curve = read(args.quality_curve) if Path(args.quality_curve).exists() else None
     cells = read_cells(args.sensitivity_cells)
     write_text(args.fixture_notes, fixture_notes(fixture, regression, cells, args.fixture))
-    write_text(args.regression_report, regression_report(regression, cells, quality, reference))
+    write_text(args.regression_report, regression_report(regression, cells, quality, reference, curve))
     log(f"wrote {args.fixture_notes} and {args.regression_report}")
     return 0
 

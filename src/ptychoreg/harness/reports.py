@@ -131,7 +131,19 @@ def reference_section(quality: dict, reference: dict) -> list[str]:
     return lines
 
 
-def regression_report(regression: dict, cells: list[dict], quality: dict, reference: dict | None = None) -> str:
+def budget_section(curve: dict) -> list[str]:
+    """What each training budget buys: the quality recipe at scaled epochs (`ptycho-quality-curve`)."""
+    lines = ["## What each training budget buys (`metrics/quality_curve.json`)", "",
+             "The quality stage's two phases with every epoch count scaled, one machine, one run "
+             "(`ptycho-quality-curve`; not a stage: it costs several quality stages).", "",
+             "| budget | epochs (single + groups) | training s | amplitude SSIM | phase SSIM |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| x{p['scale']:g} | {' + '.join(map(str, p['epochs']))} | {p['train_s']:.0f} | {p['amplitude_ssim']:.3f} "
+              f"| {p['phase_ssim']:.3f} |" for p in curve["points"]]
+    return lines + [""]
+
+
+def regression_report(regression: dict, cells: list[dict], quality: dict, reference: dict | None = None,
+                      curve: dict | None = None) -> str:
     s = regression["settings"]
     q, b = regression["quality"], regression["baseline_flat"]
     lines = [
@@ -171,5 +183,7 @@ def regression_report(regression: dict, cells: list[dict], quality: dict, refere
     lines += _quality_table(q, b) + quality_section(quality)
     if reference:
         lines += reference_section(quality, reference)
+    if curve:
+        lines += budget_section(curve)
     lines += ["## Runtime sensitivity (canonical dataset, CPU)", "", sensitivity_table(cells)]
     return "\n".join(lines)
