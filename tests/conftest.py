@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ptychoreg  # noqa: F401  first: it pins the numerical environment before numpy loads (ptychoreg.numerics)
 import numpy as np
 import pytest
 

@@ -127,6 +127,9 @@ BAD_DATA = {
     "integer counts": (_altered(diffraction=lambda a: np.round(a["diffraction"] ** 2).astype(np.int64)), "integer int64"),
     "complex diffraction": (_altered(diffraction=lambda a: a["diffraction"].astype(np.complex128)), "complex values"),
     "pickled object array": (_pickled, "pickled object array"),
+    "probe with no energy": (_altered(probeGuess=lambda a: np.zeros_like(a["probeGuess"])), "no signal: every probe is all zeros"),
+    "patterns with no signal": (_altered(diffraction=lambda a: np.zeros_like(a["diffraction"])), "no signal: every pattern is all zeros"),
+    "pattern energy overflows": (_altered(diffraction=_with_value(1e200)), "energy (sum of squares) is not finite"),
     "ambiguous layout, no override": (_ambiguous, "ambiguous layout"),
 }
 
@@ -150,8 +153,8 @@ class Matrix:
             "infer": ["infer", "--model", model or self.outputs["train"] / "model.pt", "--data", data, "--output-dir", out],
         }[command]
 
-    def _run(self, args: list) -> subprocess.CompletedProcess:
-        return _cli(args[0], *args[1:], "--params", self.work / "params.yaml", cwd=self.work)
+    def _run(self, args: list, params: Path | None = None) -> subprocess.CompletedProcess:
+        return _cli(args[0], *args[1:], "--params", params or self.work / "params.yaml", cwd=self.work)
 
     def prepare(self) -> None:
         """The previous good outputs every refused run must leave untouched."""
@@ -161,8 +164,9 @@ class Matrix:
                 raise RuntimeError(f"good {name} run failed: {proc.stderr.strip()}")
         self.before = snapshot(self.work / "good")
 
-    def refused(self, area: str, case: str, args: list, fragments: list[str], extra_check: Callable[[], str] | None = None) -> Row:
-        proc = self._run(args)
+    def refused(self, area: str, case: str, args: list, fragments: list[str], extra_check: Callable[[], str] | None = None,
+                params: Path | None = None) -> Row:
+        proc = self._run(args, params)
         lines = proc.stderr.strip().splitlines()
         line = lines[0] if lines else ""
         problems = []
@@ -197,6 +201,10 @@ class Matrix:
         same = _save(self.work / "same_positions.npz", {**synthetic_arrays(n=N), "xcoords": np.full(N, 12.0), "ycoords": np.full(N, 12.0)})
         self.refused("bad parameter", "all positions identical", self.args_for("fixture", same, self.outputs["fixture"]),
                      ["same_positions.npz", "1 unique scan position"])
+        misspelt = self.work / "misspelt.yaml"
+        misspelt.write_text(PARAMS + "trian:\n  max_epochs: 1\n")  # a misspelt section, refused like a misspelt key
+        self.refused("bad parameter", "misspelt section", self.args_for("train", self.good, self.outputs["train"]),
+                     ["misspelt.yaml", "unknown section 'trian'"], params=misspelt)
 
     def unwritable_outputs(self) -> None:
         blocker = self.work / "blocker"

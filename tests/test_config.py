@@ -48,6 +48,12 @@ def test_read_params_errors(tmp_path):
     bad.write_text("train: [1, 2\n")
     with pytest.raises(PtychoError, match="not valid YAML at line"):
         read_params(bad)
+    misspelt = tmp_path / "misspelt.yaml"
+    misspelt.write_text("trian:\n  max_epochs: 3\n")  # a misspelt section, refused like a misspelt key
+    with pytest.raises(PtychoError) as info:
+        read_params(misspelt)
+    message = str(info.value)
+    assert "misspelt.yaml" in message and "'trian'" in message and "model, train, infer" in message and "\n" not in message
 
 
 def test_project_params_are_valid():

@@ -140,6 +140,23 @@ def test_complex_diffraction_refused(synthetic):
             "complex values; expected real")
 
 
+def test_probe_without_energy_refused(synthetic):
+    refused(synthetic(probeGuess=np.zeros((16, 16), np.complex64)), "key 'probeGuess'", "no signal: every probe is all zeros")
+    huge = np.full((16, 16), 1e200 + 0j, np.complex128)
+    refused(synthetic(probeGuess=huge), "key 'probeGuess'", "energy (sum of squares) is not finite")
+
+
+def test_patterns_without_signal_refused(synthetic):
+    zeros = np.zeros_like(synthetic_arrays()["diffraction"])
+    refused(synthetic(diffraction=zeros), "key 'diffraction'", "no signal: every pattern is all zeros")
+    some = synthetic_arrays()["diffraction"].copy()
+    some[[3, 7]] = 0
+    refused(synthetic(diffraction=some), "key 'diffraction'", "no signal in 2 of", "first: index 3")
+    overflowing = synthetic_arrays()["diffraction"].astype(np.float64)
+    overflowing[5] = 1e200  # finite values whose squares overflow even in float64
+    refused(synthetic(diffraction=overflowing), "key 'diffraction'", "energy (sum of squares) is not finite")
+
+
 def test_real_probe_refused(synthetic):
     refused(synthetic(probeGuess=np.ones((16, 16))), "key 'probeGuess'", "expected complex")
 

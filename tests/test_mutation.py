@@ -17,7 +17,7 @@ REQUIRED_CLASSES = {
     "stitching mirrored, transposed or off by one pixel", "sub-pixel shift with the wrong sign",
     "float64 reaching the model", "an unseeded random choice", "a CLI that ignores --n-groups",
     "the probe mis-scaled or conjugated", "the loss in the wrong units", "the ambiguous layout decided wrongly",
-    "inference on untrained weights", "a 30 % slowdown",
+    "inference on untrained weights", "a 30 % slowdown", "memory growth in training", "memory growth in inference",
 }
 
 
@@ -78,3 +78,20 @@ def test_a_harmless_change_escapes_and_a_bug_is_caught(tmp_path, fixture_path):
     assert result["escaped"] == ["harmless"] and result["caught"] == 1
     assert "golden:figures" in result["results"]["probe-scaled"]["caught_by"]
     assert _source_digest() == before  # mutants never edit the working tree
+
+
+@pytest.mark.slow
+def test_memory_mutants_grow_their_own_command_in_a_fresh_process(tmp_path, fixture_path):
+    """What the mutation stage's memory check measures: each memory mutant, applied in a fresh process,
+    raises the peak of the command it lives in beyond the gate's limit and leaves the other one alone."""
+    from ptychoreg.config import GateSettings, RegressSettings, read_params
+
+    params = read_params(ROOT / "params.yaml")
+    setup = mutation.RunSetup(
+        canonical=str(CANONICAL), fixture=fixture_path, fixture_spec=None, expected_sha256="",
+        regress=RegressSettings.from_params(params["regress"]), params_path=str(ROOT / "params.yaml"), golden_test="")
+    limit = 1 + GateSettings.from_params(params["runtime_gate"]).max_memory_growth
+    training = mutation.memory_ratios(setup, "training-keeps-activations", 1, tmp_path / "t")
+    assert training["train"] > limit and training["infer"] < 1.02, training
+    inference = mutation.memory_ratios(setup, "stitch-materialises-canvases", 1, tmp_path / "i")
+    assert inference["infer"] > limit and inference["train"] < 1.02, inference

@@ -54,7 +54,7 @@ def test_real_regression_run(fixture_path, tmp_path):
     assert all(metrics["checks"].values()) and metrics["checks"]["reproduces_staged_run"]
     assert metrics["distinct_outputs"] == 1 and metrics["total_s"]["n"] == 2
     assert metrics["total_s"]["median"] < 45
-    assert 0 < metrics["peak_rss_mb"]["train"] < 1024
+    assert 0 < metrics["peak_rss_mb"]["train"]["median"] < 1024 and metrics["peak_rss_mb"]["infer"]["n"] == metrics["settings"]["repeats"]
     assert "stitched_sha256" not in metrics  # float bytes differ between CPUs: never a cross-machine metric
     for part in ("train", "infer", "total"):
         assert metrics["normalised"][part]["median"] > 0 and metrics["normalised"][part]["n"] == 2
@@ -73,11 +73,11 @@ def test_real_regression_run(fixture_path, tmp_path):
 def test_breakdown_accounts_for_every_second(tmp_path):
     from ptychoreg.harness.runner import RunRecord, breakdown
 
-    log = tmp_path / "train.log"
-    log.write_text('epoch 1\nphases {"settings and data": 0.1, "imports (torch, ours)": 1.5, "training": 2.0}\n')
-    parts = breakdown(RunRecord("train", 4.0, 100.0, log), interpreter_s=0.05)
+    log, timings = tmp_path / "train.log", tmp_path / "train_timings.json"
+    timings.write_text('{"phases": {"settings and data": 0.1, "imports (torch, ours)": 1.5, "training": 2.0}}\n')
+    parts = breakdown(RunRecord("train", 4.0, 100.0, log, timings), interpreter_s=0.05)
     assert parts["interpreter start"] == 0.05 and parts["training"] == 2.0
     assert sum(parts.values()) == pytest.approx(4.0)
-    log.write_text("killed\n")
-    with pytest.raises(PtychoError, match="no phases line"):
-        breakdown(RunRecord("train", 4.0, 100.0, log), interpreter_s=0.05)
+    timings.unlink()  # a command killed before it wrote its timings
+    with pytest.raises(PtychoError, match="no timings file"):
+        breakdown(RunRecord("train", 4.0, 100.0, log, timings), interpreter_s=0.05)

@@ -20,8 +20,8 @@ def test_breakdown_table_sums_each_command():
 
 
 def test_reference_section_sets_the_pinn_beside_epie():
-    quality = {"quality": _figures(0.5, 0.6), "infer_s": 6.0, "train_s": 290.0, "patterns": 1087}
-    reference = {"quality": _figures(0.97, 0.97), "seconds": 10.5, "method": "ePIE, known probe and positions",
+    quality = {"quality": _figures(0.5, 0.6), "timing": {"infer_s": 6.0, "train_s": 290.0}, "patterns": 1087}
+    reference = {"quality": _figures(0.97, 0.97), "timing": {"seconds": 10.5}, "method": "ePIE, known probe and positions",
                  "settings": {"epochs": 30, "threads": 1}}
     text = "\n".join(reference_section(quality, reference))
     assert "| amplitude SSIM | 0.5000 | 0.9700 |" in text

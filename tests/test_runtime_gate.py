@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from ptychoreg.errors import PtychoError
 from ptychoreg.config import RegressSettings
-from ptychoreg.harness.runtime_gate import inject_slowdown, run_gate, verdict
+from ptychoreg.harness.runtime_gate import format_verdict, inject_slowdown, memory_verdict, run_gate, verdict
 from ptychoreg.config import GateSettings
 
 
@@ -26,6 +26,16 @@ def test_verdict_judges_the_median_of_pairwise_ratios():
     assert result["total"]["max_ratio"] == pytest.approx(3.0)
     slower = verdict(base, _times(13, 13.2, 12.9, 13.1, 13), max_slowdown=0.12)
     assert not slower["total"]["ok"] and slower["total"]["median_ratio"] == pytest.approx(1.3)
+
+
+def test_memory_verdict_fails_ten_percent_on_the_train_peak():
+    base = [{"train_rss_mb": 384.0 + d, "infer_rss_mb": 300.0} for d in (0, 1, -1, 0.5, 0)]
+    grown = [{"train_rss_mb": 1.1 * b["train_rss_mb"], "infer_rss_mb": 300.5} for b in base]
+    result = memory_verdict(base, grown, max_growth=0.05)
+    assert not result["train memory"]["ok"] and result["train memory"]["median_ratio"] == pytest.approx(1.1)
+    assert result["infer memory"]["ok"] and result["infer memory"]["base_median_mb"] == 300.0
+    table = format_verdict({**verdict(_times(10, 10), _times(10, 10), 0.12), **result}, 0.12)
+    assert "train memory" in table and "384 MB" in table and "<= 1.05" in table and "FAIL" in table
 
 
 def test_settings_from_params():
@@ -51,6 +61,33 @@ def test_a_committed_slowdown_fails_the_gate(tmp_path, fixture_path):
     assert not result["train"]["ok"] and result["train"]["median_ratio"] > 1.5
     assert result["infer"]["ok"]
     assert subprocess.run(["git", "worktree", "list"], cwd=clone, capture_output=True, text=True).stdout.count("\n") == 1
+
+
+# A commit that keeps 64 MB more alive in every training process: what a leak of each batch's graph does.
+MEMORY_GROWTH = """
+
+_run_before_growth = run
+
+
+def run(name, body, argv=None):
+    kept = b"\\x01" * (64 << 20) if name == "ptycho-train" else b""  # every page written, so resident
+    return _run_before_growth(name, body, argv) + 0 * len(kept)
+"""
+
+
+@pytest.mark.slow
+def test_a_committed_memory_growth_fails_the_gate(tmp_path, fixture_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    common = clone / "src/ptychoreg/cli/_common.py"
+    common.write_text(common.read_text() + MEMORY_GROWTH)
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    subprocess.run(["git", "commit", "-q", "-am", "train keeps 64 MB more"], cwd=clone, check=True, env=env)
+    settings = RegressSettings(max_epochs=1, width=8, threads=1)
+    result = run_gate(str(fixture_path), settings, GateSettings(base="HEAD~1", pairs=2, max_slowdown=1.0), head=clone,
+                      log=lambda _: None)
+    assert not result["train memory"]["ok"] and result["train memory"]["median_ratio"] > 1.1, result["train memory"]
+    assert result["infer memory"]["ok"] and result["infer memory"]["median_ratio"] < 1.02
 
 
 def test_an_intended_slowdown_is_accepted_by_a_commit_trailer(tmp_path):

@@ -164,6 +164,9 @@ class DriftSettings(Section):
         {"metrics/quality.json": ["quality.amplitude.correlation", "quality.amplitude.ssim", "quality.phase.correlation",
                                   "quality.phase.ssim", "quality.frc_mean"]},
         "metrics file -> dotted keys of the quality figures compared")
+    memory_rise: float = knob(0.1, "fail when a peak memory rises by more than this fraction", above=0)
+    memory_metrics: dict[str, list[str]] = knob(
+        {"metrics/quality_timing.json": ["peak_rss_mb"]}, "metrics file -> dotted keys of the peak memories compared")
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ class GateSettings(Section):
     base: str = knob("HEAD~1", "the revision to compare with: the previous commit of main")
     pairs: int = knob(5, "interleaved base/head pairs after one warm-up run of each", min=1)
     max_slowdown: float = knob(0.12, "fail when a median ratio exceeds 1 + this (reports/runtime_gate.md)", above=0)
+    max_memory_growth: float = knob(0.05, "fail when the median ratio of train or infer peak RSS exceeds 1 + this "
+                                          "(peak RSS repeats to within 1 %: metrics/regression.json)", above=0)
 
 
 # Every params.yaml section, in the file's order.
@@ -329,6 +334,9 @@ def read_params(path: str | os.PathLike) -> dict:
         return {}
     if not isinstance(data, dict):
         raise PtychoError(p, "top level must be a mapping")
+    unknown = [name for name in data if name not in SECTIONS]
+    if unknown:
+        raise PtychoError(p, f"unknown section {unknown[0]!r}; the sections are {', '.join(SECTIONS)}", key=unknown[0])
     return data
 
 

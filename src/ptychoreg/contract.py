@@ -133,6 +133,22 @@ def _check_complex(path, key, array, ndim):
     _check_finite(path, key, array)
 
 
+def _check_energy(path, key, energy: np.ndarray, what: str) -> None:
+    """Refuse arrays that carry no signal: zero energy (all zeros), or energy that overflows to Inf.
+    `energy` is the sum of squares per `what` (float64)."""
+    energy = np.atleast_1d(energy)
+    overflow = ~np.isfinite(energy)
+    if overflow.any():
+        raise _fail(path, key, f"energy (sum of squares) is not finite in {int(overflow.sum())} of {energy.size} {what}(s) "
+                               f"(first: index {int(np.flatnonzero(overflow)[0])}); values too large to carry a signal")
+    empty = energy == 0
+    if empty.all():
+        raise _fail(path, key, f"no signal: every {what} is all zeros")
+    if empty.any():
+        raise _fail(path, key, f"no signal in {int(empty.sum())} of {energy.size} {what}s (all zeros; first: index "
+                               f"{int(np.flatnonzero(empty)[0])}); drop them before training")
+
+
 def _check_coords(path, key, array):
     if array.ndim != 1:
         raise _fail(path, key, f"expected 1 dimension (N,), got shape {array.shape}")
@@ -275,6 +291,8 @@ def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
 
     probe = arrays["probeGuess"]
     _check_complex(path, "probeGuess", probe, ndim=2)
+    with np.errstate(over="ignore"):
+        _check_energy(path, "probeGuess", np.sum(np.abs(probe.astype(np.complex128)) ** 2), "probe")
     _check_coords(path, "xcoords", arrays["xcoords"])
     _check_coords(path, "ycoords", arrays["ycoords"])
     n = arrays["xcoords"].shape[0]
@@ -284,8 +302,12 @@ def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
             f"has {arrays['ycoords'].shape[0]} entries but xcoords has {n} (coordinate length mismatch)",
         )
 
+    with np.errstate(over="ignore"):  # before the layout: detecting it needs a signal
+        _check_energy(path, "diffraction", np.sum(np.square(raw, dtype=np.float64)), "pattern")
     decision = detect_layout(raw.shape, n, probe.shape, stack=raw, override=layout, path=path)
     diffraction = raw if decision.layout == "NHW" else np.ascontiguousarray(np.moveaxis(raw, 2, 0))
+    with np.errstate(over="ignore"):
+        _check_energy(path, "diffraction", np.sum(np.square(diffraction, dtype=np.float64), axis=(1, 2)), "pattern")
 
     starts = {}
     for key, measured in (("xcoords_start", "xcoords"), ("ycoords_start", "ycoords")):

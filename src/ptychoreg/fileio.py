@@ -89,6 +89,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def path_from(folder: str | os.PathLike, path: str | os.PathLike) -> str:
+    """`path` as seen from `folder` (an output folder): what outputs record of the files they came from, so
+    a run staged in a scratch folder and renamed into place records the same bytes as one written there."""
+    return os.path.relpath(path, folder)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

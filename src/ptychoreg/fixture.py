@@ -177,9 +177,9 @@ def generate(
     return sidecar
 
 
-def fixture_metrics(sidecar: dict, build: dict) -> dict:
-    """metrics/fixture.json: what `dvc metrics diff` should show about the fixture. `build` holds the
-    facts of this particular build (`built_utc`, `build_seconds`), which belong in git, not in DVC."""
+def fixture_metrics(sidecar: dict) -> dict:
+    """metrics/fixture.json: what `dvc metrics diff` should show about the fixture. Only facts of the
+    fixture itself, no time or date of the build: the file is the same bytes on every machine."""
     arrays = sidecar["arrays"]
     return {
         "sha256": sidecar["fixture"]["sha256"],
@@ -192,8 +192,6 @@ def fixture_metrics(sidecar: dict, build: dict) -> dict:
         "dtypes": {k: v["dtype"] for k, v in arrays.items()},
         "coverage": sidecar["coverage"],
         "unique_positions": sidecar["unique_positions"],
-        "built_utc": build["built_utc"],
-        "build_seconds": build["build_seconds"],
     }
 
 

@@ -8,9 +8,9 @@ process is, and can kill it there (SIGKILL ends a stopped process) or, once its 
 (`os.waitpid(pid, os.WUNTRACED)`), let it go on with SIGCONT. Without the variable a step costs one
 dictionary lookup.
 
-Phases: a command times its phases (data, imports, training, ...) and logs them as one `phases {json}`
-line at the end; the regression harness reads it (`harness.runner.read_phases`) to say where each second
-of a run goes.
+Phases: a command times its phases (data, imports, training, ...) and, given `--timings-out`, writes
+them to that JSON file; the regression harness reads it (`harness.runner.read_timings`) to say where each
+second of a run goes. Wall seconds never go into a command's outputs, which are the same bytes on every run.
 """
 
 from __future__ import annotations
@@ -32,7 +32,20 @@ def step(name: str) -> None:
         os.kill(os.getpid(), signal.SIGSTOP)
 
 
-PHASES = "phases "  # the log line's prefix
+def own_peak_rss_mb() -> float:
+    """This process's peak resident memory since it started its program (MB): VmHWM of its own image.
+    `getrusage` and `wait4` report more when the parent was larger, since the kernel carries the
+    parent's peak across fork and exec; VmHWM does not."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB on Linux, close enough
 
 
 class Phases:
@@ -47,5 +60,15 @@ class Phases:
         self.seconds[name] = now - self.last
         self.last = now
 
-    def line(self) -> str:
-        return PHASES + json.dumps({k: round(v, 5) for k, v in self.seconds.items()})
+    def write(self, path: str | os.PathLike | None, **extra) -> None:
+        """The phases (and `extra` timings) as JSON at `path`; nothing when `path` is None."""
+        if path is None:
+            return
+        from ptychoreg.fileio import write_text
+
+        record = {"phases": {k: round(v, 5) for k, v in self.seconds.items()}, "peak_rss_mb": own_peak_rss_mb(), **extra}
+        write_text(path, json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":  # `python -m ptychoreg.steps --timings-out F`: write an empty run's phases and peak
+    Phases().write(sys.argv[sys.argv.index("--timings-out") + 1] if "--timings-out" in sys.argv else None)

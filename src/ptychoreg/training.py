@@ -56,6 +56,7 @@ class TrainResult:
     n_groups: int
     device: str
     init_model: dict | None = None  # the bundle training started from: path and sha256
+    epoch_seconds: list[float] | None = None  # wall seconds per epoch: timings, kept out of history.json
 
 
 def _mean_loss(model, tensors: GroupTensors, probe, window, config: Config, scale: float, batch_size: int) -> float:
@@ -112,7 +113,7 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
         + (f", starting from {init_model}" if init_model is not None else "")
     )
 
-    history = []
+    history, epoch_seconds = [], []
     for epoch in range(1, config.train.max_epochs + 1):
         started = time.perf_counter()
         model.train()
@@ -131,14 +132,15 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
             raise PtychoError(data.path, f"training diverged: loss {train_loss} at epoch {epoch}")
         val_loss = _mean_loss(model, val_set, probe, window, config, scale.value, config.train.batch_size) if n_val else None
         seconds = time.perf_counter() - started
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+        epoch_seconds.append(seconds)
         val_text = f"  val {val_loss:.5g}" if val_loss is not None else ""
         log(f"epoch {epoch:>3}/{config.train.max_epochs}  loss {train_loss:.5g}{val_text}  ({seconds:.2f} s)")
         step(f"epoch {epoch}")
 
     legacy = legacy_view(config, size, scale.nphotons, scale.value, groups.n_groups)
     return TrainResult(model.cpu(), history, norm_factor, scale, legacy, groups.n_groups, str(device),
-                       None if init_model is None else _provenance(init_model))
+                       None if init_model is None else _provenance(init_model), epoch_seconds)
 
 
 def _provenance(init_model: str | Path) -> dict:
@@ -161,13 +163,14 @@ def _start_from(model: PtychoNet, init_model: str | Path) -> None:
 
 def save_training(out: Path, result: TrainResult, config: Config, data: PtychoData) -> None:
     """Write the model bundle (model.pt) and the loss history (history.json)."""
-    from ptychoreg.fileio import write_json
+    from ptychoreg.fileio import path_from, write_json
     from ptychoreg.model.bundle import save_bundle
 
+    init = None if result.init_model is None else {**result.init_model, "path": path_from(out, result.init_model["path"])}
     save_bundle(
         out / "model.pt", result.model, data.probe, config=config.to_dict(), legacy=result.legacy,
         norm_factor=result.norm_factor, intensity_scale=result.scale.value,
         extra={"training": {"data": data.path, "n_groups": result.n_groups, "device": result.device,
-                            "intensity_scale_source": result.scale.source, "init_model": result.init_model}},
+                            "intensity_scale_source": result.scale.source, "init_model": init}},
     )
     write_json(out / "history.json", {"loss": config.train.loss, "epochs": result.history})

@@ -16,7 +16,7 @@ EXIT_DRIFT = 1
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ptycho-drift", description=__doc__)
     p.add_argument("--rev", default="HEAD", help="git revision holding the baseline metrics")
-    p.add_argument("--warn", action="append", choices=("runtime", "quality"), default=[],
+    p.add_argument("--warn", action="append", choices=("runtime", "memory", "quality"), default=[],
                    help="report this rule's findings without failing (repeatable). CI warns on runtime (shared "
                         "machines are noisy) and quality (the quality stage enforces absolute floors there, and "
                         "another CPU family trains to slightly different numbers); fixture drift always fails")

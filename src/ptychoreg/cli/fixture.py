@@ -28,7 +28,6 @@ def _main(argv):
     args = parser().parse_args(argv)
     import time
     from dataclasses import replace
-    from datetime import datetime, timezone
 
     from ptychoreg.fileio import write_json
     from ptychoreg.fixture import fixture_metrics, generate
@@ -43,13 +42,12 @@ def _main(argv):
     check_section(spec, "fixture", "command line")
     started = time.perf_counter()
     sidecar = generate(args.source, spec, output=spec.output, metadata_out=args.metadata_out, layout=args.layout)
-    build = {"built_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "build_seconds": time.perf_counter() - started}
+    seconds = time.perf_counter() - started
     if args.metrics_out:
-        write_json(args.metrics_out, fixture_metrics(sidecar, build))
+        write_json(args.metrics_out, fixture_metrics(sidecar))
     log(f"wrote {spec.output}: {spec.subset_size} patterns ({spec.strategy}), {sidecar['fixture']['bytes']:,} bytes, "
         f"sha256 {sidecar['fixture']['sha256'][:16]}..., coverage x {sidecar['coverage']['x']:.3f} "
-        f"y {sidecar['coverage']['y']:.3f}, {build['build_seconds']:.2f} s")
+        f"y {sidecar['coverage']['y']:.3f}, {seconds:.2f} s")
     return 0
 
 

@@ -20,6 +20,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset to reconstruct (.npz, data contract)")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--layout", choices=("NHW", "HWN"), help="diffraction layout, overriding detection")
+    p.add_argument("--timings-out", help="write the wall seconds of the run's phases here (JSON); "
+                                         "never into --output-dir, whose files are the same bytes on every run")
     add_params_arg(p)
     add_section_flags(p, "infer")
     return p
@@ -54,7 +56,11 @@ def _main(argv: list[str] | None) -> int:
     result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size, gridsize=config.gridsize)
     phases.done("inference and stitching")
     out = Path(args.output_dir)
-    summary = save_reconstruction(out, result, data, {"model": str(args.model), "data": str(args.data), "device": str(device)})
+    from ptychoreg.fileio import path_from
+
+    # The model as seen from the output folder: the same bytes wherever the run was staged.
+    summary = save_reconstruction(out, result, data, {"model": path_from(out, args.model), "data": str(args.data),
+                                                      "device": str(device)})
     phases.done("quality figures and writing")
     if "quality" in summary:
         q, flat = summary["quality"], summary["quality"]["baseline_flat"]
@@ -65,7 +71,7 @@ def _main(argv: list[str] | None) -> int:
     log(f"reconstructed {summary['positions']} positions onto {shape[0]}x{shape[1]} "
         f"({100 * summary['scanned_fraction']:.1f}% scanned), sha256 {summary['stitched_sha256'][:16]}..., "
         f"wrote {out} in {time.perf_counter() - started:.2f} s")
-    log(phases.line())
+    phases.write(args.timings_out)
     return 0
 
 

@@ -51,7 +51,9 @@ def _main(argv):
         params_path=args.params, golden_test=args.golden_test)
     gate = GateSettings.from_params(params.get("runtime_gate"), where=source)
     with tempfile.TemporaryDirectory(prefix="ptychoreg-mutation-") as work:
-        result = mutation.run_mutants(setup, mutants, gate.max_slowdown, pairs=3, work=Path(work), log=log)
+        # 5 runtime pairs: with 3 the 30 % mutant measured between x1.17 and x1.41 against a x1.12 limit.
+        result = mutation.run_mutants(setup, mutants, gate.max_slowdown, pairs=5, work=Path(work), log=log,
+                                      max_memory_growth=gate.max_memory_growth)
     write_json(args.metrics_out, mutation.metrics(result))
     write_text(args.report, mutation.report_markdown(result))
     log(f"mutation score {result['caught']}/{result['mutants']} in {result['seconds']:.0f} s; wrote {args.metrics_out}")

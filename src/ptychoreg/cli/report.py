@@ -13,7 +13,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--regression-metrics", default="metrics/regression.json")
     p.add_argument("--sensitivity-cells", default="metrics/sensitivity", help="the sensitivity matrix's cell metrics")
     p.add_argument("--quality-metrics", default="metrics/quality.json")
+    p.add_argument("--quality-timing", default="metrics/quality_timing.json")
     p.add_argument("--reference-metrics", default="metrics/reference.json")
+    p.add_argument("--reference-timing", default="metrics/reference_timing.json")
     p.add_argument("--quality-curve", default="metrics/quality_curve.json", help="what each training budget buys "
                    "(ptycho-quality-curve); left out of the report when the file is absent")
     p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
@@ -40,6 +42,7 @@ def _main(argv):
 
     fixture, regression, quality, reference = (read(p) for p in (args.fixture_metrics, args.regression_metrics,
                                                                   args.quality_metrics, args.reference_metrics))
+    quality["timing"], reference["timing"] = read(args.quality_timing), read(args.reference_timing)
     curve = read(args.quality_curve) if Path(args.quality_curve).exists() else None
     cells = read_cells(args.sensitivity_cells)
     write_text(args.fixture_notes, fixture_notes(fixture, regression, cells, args.fixture))

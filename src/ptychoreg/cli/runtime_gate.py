@@ -59,7 +59,8 @@ def _main(argv):
     result = gate_lib.run_gate(args.fixture, regress, gate, log=log)
     log(gate_lib.format_verdict(result, gate.max_slowdown))
     if args.metrics_out:
-        write_json(args.metrics_out, {"base": gate.base, "pairs": gate.pairs, "max_slowdown": gate.max_slowdown, **result})
+        write_json(args.metrics_out, {"base": gate.base, "pairs": gate.pairs, "max_slowdown": gate.max_slowdown,
+                                      "max_memory_growth": gate.max_memory_growth, **result})
     slower = [part for part, r in result.items() if not r["ok"]]
     reason = gate_lib.accepted_slowdown() if slower else None
     if reason:
@@ -67,10 +68,11 @@ def _main(argv):
             f"accepted by HEAD's commit message ({gate_lib.ACCEPT_TRAILER} {reason})")
         return 0
     if slower:
-        print(f"ptycho-runtime-gate: error: slower than {gate.base} beyond {100 * gate.max_slowdown:.0f} %: "
-              f"{', '.join(slower)}", file=sys.stderr)
+        print(f"ptycho-runtime-gate: error: against {gate.base}, beyond +{100 * gate.max_slowdown:.0f} % time or "
+              f"+{100 * gate.max_memory_growth:.0f} % peak memory: {', '.join(slower)}", file=sys.stderr)
         return EXIT_SLOWER
-    log(f"runtime gate passed: no part slower than {gate.base} beyond {100 * gate.max_slowdown:.0f} %")
+    log(f"runtime gate passed: no part slower than {gate.base} beyond {100 * gate.max_slowdown:.0f} %, "
+        f"no peak memory larger beyond {100 * gate.max_memory_growth:.0f} %")
     return 0
 
 

@@ -21,6 +21,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=("NHW", "HWN"), help="diffraction layout, overriding detection")
     p.add_argument("--init-model", help="start from this bundle's weights (same size, width and probe_big; any "
                                         "gridsize): how a gridsize-2 run starts from a gridsize-1 model")
+    p.add_argument("--timings-out", help="write the wall seconds of the run's phases and epochs here (JSON); "
+                                         "never into --output-dir, whose files are the same bytes on every run")
     add_params_arg(p)
     add_section_flags(p, "model")
     add_section_flags(p, "train")
@@ -55,7 +57,7 @@ def _main(argv: list[str] | None) -> int:
     save_training(out, result, config, data)
     phases.done("writing")
     log(f"wrote {out / 'model.pt'} and history.json in {time.perf_counter() - started:.2f} s")
-    log(phases.line())
+    phases.write(args.timings_out, epoch_seconds=[round(s, 5) for s in result.epoch_seconds])
     return 0
 
 

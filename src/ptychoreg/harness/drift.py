@@ -1,7 +1,8 @@
 """The drift gate: compare workspace metrics with a git revision and fail on regressions.
 
 Rules (tolerances in params.yaml `drift:`): a runtime rising by more than `runtime_rise` (relative), a
-quality figure dropping by more than `quality_drop` (absolute), or the fixture's sha256 changing while
+peak memory rising by more than `memory_rise` (relative), a quality figure dropping by more than
+`quality_drop` (absolute), or the fixture's sha256 changing while
 no `fixture.*` parameter changed (the generator or its inputs drifted silently). Which figures count is
 configured per metrics file.
 Input is what `dvc metrics diff --json --all REV` and `dvc params diff --json REV` print.
@@ -21,7 +22,7 @@ FIXTURE_METRICS = "metrics/fixture.json"
 
 @dataclass(frozen=True)
 class Finding:
-    rule: str  # "runtime", "quality" or "fixture"
+    rule: str  # "runtime", "memory", "quality" or "fixture"
     metric: str
     old: object
     new: object
@@ -41,18 +42,23 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def evaluate(metrics_diff: dict, params_diff: dict, settings: DriftSettings) -> list[Finding]:
+def _rises(rule: str, metrics_diff: dict, watched: dict[str, list[str]], limit: float) -> list[Finding]:
     findings = []
-    for path, keys in settings.runtime_metrics.items():
+    for path, keys in watched.items():
         for key in keys:
             name = f"{Path(path).stem}:{key}"
             old, new = _pair(metrics_diff, path, key)
             if not (_number(old) and _number(new)) or old <= 0:
-                findings.append(Finding("runtime", name, old, new, "not comparable", "", True))
+                findings.append(Finding(rule, name, old, new, "not comparable", "", True))
                 continue
             rise = (new - old) / old
-            findings.append(Finding("runtime", name, old, new, f"{100 * rise:+.1f} %",
-                                    f"<= +{100 * settings.runtime_rise:.0f} %", rise <= settings.runtime_rise))
+            findings.append(Finding(rule, name, old, new, f"{100 * rise:+.1f} %", f"<= +{100 * limit:.0f} %", rise <= limit))
+    return findings
+
+
+def evaluate(metrics_diff: dict, params_diff: dict, settings: DriftSettings) -> list[Finding]:
+    findings = _rises("runtime", metrics_diff, settings.runtime_metrics, settings.runtime_rise)
+    findings += _rises("memory", metrics_diff, settings.memory_metrics, settings.memory_rise)
     for path, keys in settings.quality_metrics.items():
         for key in keys:
             name = f"{Path(path).stem}:{key}"

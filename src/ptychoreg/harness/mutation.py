@@ -12,8 +12,10 @@ A run does what `dvc repro` does with the code under test, in-process, on the re
    `object frame`);
 3. compare the run's golden record with the committed golden values through the same pytest module the
    `regress` stage runs (`golden:<table>`);
-4. only for a mutant that passed all of those: time it against the unmutated code, interleaved, with the
-   runtime gate's limit (`runtime`).
+4. only for a mutant that passed all of those: its resources against the unmutated code's, with the
+   runtime gate's limits: time, interleaved in this process (`runtime`), and peak memory of train and
+   infer, each in a fresh process with the mutant applied there (`memory`: a process's own peak, as the
+   gate measures it; in this process freed memory would hide growth). Both are reported when both catch.
 
 The unmutated control must pass every check, or the score means nothing and the stage fails.
 """
@@ -161,6 +163,32 @@ def _untrained(load_bundle):
     return mutated
 
 
+def _keeps_activations(predict_patches):
+    """Activation logging left on: a forward hook on every layer keeps each training batch's outputs (and
+    so their memory) for the whole run. The numbers do not change."""
+    kept = []
+
+    def mutated(model, inputs, offsets, window):
+        if model.training and not getattr(model, "_logging_activations", False):
+            for layer in model.modules():
+                if not any(layer.children()):
+                    layer.register_forward_hook(lambda m, i, o: kept.append(o) if m.training else None)
+            model._logging_activations = True
+        return predict_patches(model, inputs, offsets, window)
+    return mutated
+
+
+def _materialised_stitch(stitch):
+    """A vectorised stitcher that puts every patch on a complex128 canvas of its own before summing: the
+    stack's memory (patterns x object frame x 16 bytes, ~0.9 GB for the canonical scan) for the same
+    object."""
+    def mutated(patches, ycoords, xcoords, canvas_shape, trusted):
+        stack = np.ones((len(patches), *canvas_shape), np.complex128)  # every page written: resident
+        result = stitch(patches, ycoords, xcoords, canvas_shape, trusted)
+        return result if stack.size else None
+    return mutated
+
+
 def _slower(fraction: float) -> Callable[[Callable], Callable]:
     def make(function):
         def mutated(*args, **kwargs):
@@ -225,7 +253,15 @@ MUTANTS = (
            lambda f: _untrained(f)),
     Mutant("slower-30pct", "a 30 % slowdown",
            "every command (train, infer) burns 30 % more time", "ptychoreg.cli._common", "run", _slower(0.3)),
+    Mutant("training-keeps-activations", "memory growth in training",
+           "a forward hook keeps every layer's output of every training batch", "ptychoreg.model.network",
+           "predict_patches", lambda f: _keeps_activations(f)),
+    Mutant("stitch-materialises-canvases", "memory growth in inference",
+           "the stitcher stacks every patch on a canvas of its own before summing", "ptychoreg.geometry", "stitch",
+           lambda f: _materialised_stitch(f)),
 )
+
+NO_MUTANT = "none"  # the control, for `python -m ptychoreg.harness.mutation`
 
 
 # ---- one run and its checks -----------------------------------------------------------------------------
@@ -323,8 +359,9 @@ def _timed(setup: RunSetup, work: Path) -> float:
 
 
 def run_mutants(setup: RunSetup, mutants: tuple[Mutant, ...], max_slowdown: float, pairs: int, work: Path,
-                log: Callable[[str], None] = print) -> dict:
-    """Run the control, then every mutant; a mutant that no check catches gets a runtime comparison."""
+                log: Callable[[str], None] = print, max_memory_growth: float = 0.05, memory_pairs: int = 2) -> dict:
+    """Run the control, then every mutant; a mutant that no check catches gets a runtime and a memory
+    comparison."""
     started = time.perf_counter()
     control_dir = work / "control"
     control_dir.mkdir(parents=True)
@@ -342,7 +379,11 @@ def run_mutants(setup: RunSetup, mutants: tuple[Mutant, ...], max_slowdown: floa
         if not caught_by:
             ratio = _runtime_ratio(setup, mutant, pairs, work)
             if ratio > 1 + max_slowdown:
-                caught_by = [f"runtime (x{ratio:.2f} against the control, limit x{1 + max_slowdown:.2f})"]
+                caught_by.append(f"runtime (x{ratio:.2f} against the control, limit x{1 + max_slowdown:.2f})")
+            grown = {command: ratio for command, ratio in memory_ratios(setup, mutant.name, memory_pairs, mutant_dir).items()
+                     if ratio > 1 + max_memory_growth}
+            caught_by += [f"memory ({command} peak x{ratio:.2f} against the control, limit x{1 + max_memory_growth:.2f})"
+                          for command, ratio in grown.items()]
         results[mutant.name] = {"class": mutant.bug_class, "what": mutant.what, "caught": bool(caught_by),
                                 "caught_by": caught_by}
         log(f"{'caught ' if caught_by else 'ESCAPED'} {mutant.name}: {', '.join(caught_by) or 'no check failed'}")
@@ -350,6 +391,36 @@ def run_mutants(setup: RunSetup, mutants: tuple[Mutant, ...], max_slowdown: floa
     return {"score": caught / len(results), "caught": caught, "mutants": len(results),
             "escaped": sorted(n for n, r in results.items() if not r["caught"]),
             "seconds": time.perf_counter() - started, "results": results}
+
+
+def _measured_run(setup: RunSetup, mutant_name: str, out: Path) -> dict[str, float]:
+    """Train + infer, each in a fresh process with the mutant applied there; each process's peak RSS (MB)."""
+    from ptychoreg.harness.regress import train_args
+    from ptychoreg.harness.runner import params_args, run_cli
+
+    settings = setup.regress
+    common = ["--accelerator", "cpu", "--threads", str(settings.threads)]
+    me = "ptychoreg.harness.mutation"
+    # This process has trained in-process and is larger than a child: each child's peak is the one it
+    # reports itself (its --timings-out file), not wait4's.
+    train = run_cli(me, [mutant_name, "ptychoreg.cli.train", "--data", str(setup.fixture), "--output-dir", str(out),
+                         *common, *train_args(settings, setup.params_path)], out.parent / f"{out.name}-train.log",
+                    settings.threads, timings=out.parent / f"{out.name}-train.json")
+    infer = run_cli(me, [mutant_name, "ptychoreg.cli.infer", "--model", str(out / "model.pt"), "--data", str(setup.fixture),
+                         "--output-dir", str(out), *common, *params_args(setup.params_path)],
+                    out.parent / f"{out.name}-infer.log", settings.threads, timings=out.parent / f"{out.name}-infer.json")
+    return {"train": train.peak_rss_mb, "infer": infer.peak_rss_mb}
+
+
+def memory_ratios(setup: RunSetup, mutant_name: str, pairs: int, work: Path) -> dict[str, float]:
+    """Median over `pairs` of (mutant peak / control peak) for train and for infer, fresh processes each."""
+    ratios = {"train": [], "infer": []}
+    for i in range(pairs):
+        control = _measured_run(setup, NO_MUTANT, work / f"memory-control{i}")
+        mutated = _measured_run(setup, mutant_name, work / f"memory-mutant{i}")
+        for command in ratios:
+            ratios[command].append(mutated[command] / control[command])
+    return {command: statistics.median(values) for command, values in ratios.items()}
 
 
 def _runtime_ratio(setup: RunSetup, mutant: Mutant, pairs: int, work: Path) -> float:
@@ -385,3 +456,20 @@ def report_markdown(result: dict) -> str:
 def metrics(result: dict) -> dict:
     return {k: result[k] for k in ("score", "caught", "mutants", "escaped", "seconds")} | {
         "caught_by": {name: r["caught_by"] for name, r in result["results"].items()}}
+
+
+def _run_mutated(argv: list[str]) -> int:
+    """`python -m ptychoreg.harness.mutation MUTANT MODULE ARGS...`: run a CLI module's main with the mutant
+    applied in this fresh process (`none`: the control), so its resources are its own."""
+    import importlib
+
+    name, module, *args = argv
+    command = importlib.import_module(module)
+    if name == NO_MUTANT:
+        return command.main(args)
+    with applied(next(m for m in MUTANTS if m.name == name)):
+        return command.main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(_run_mutated(sys.argv[1:]))

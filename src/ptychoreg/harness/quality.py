@@ -13,13 +13,14 @@ is where a collapsed or degraded reconstruction (the peer's flat 0.2785 amplitud
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 from ptychoreg.config import QualitySettings
 from ptychoreg.errors import PtychoError
-from ptychoreg.harness.runner import params_args, run_train, run_train_infer, staged_output_dir
+from ptychoreg.harness.runner import params_args, read_timings, run_train, run_train_infer, staged_output_dir
 from ptychoreg.quality import headline
 
 
@@ -43,42 +44,61 @@ def refine_args(settings: QualitySettings, params_path: str | None, init_model: 
 
 
 def run_quality(data: str, settings: QualitySettings, out: Path, params_path: str | None = None,
-                log: Callable[[str], None] = print, enforce: bool = True) -> dict:
-    """Train, reconstruct and score; with `enforce`, a result failing its checks raises (the stage's gate)
-    and its outputs are kept in `out`.failed; without, the checks are only recorded (a budget curve)."""
-    with staged_output_dir(out) as work:
+                log: Callable[[str], None] = print, enforce: bool = True) -> tuple[dict, dict]:
+    """Train, reconstruct and score; return (metrics, timing). With `enforce`, a result failing its checks
+    raises (the stage's gate) and its outputs are kept in `out`.failed; without, the checks are only
+    recorded (a budget curve). `out` receives only what is the same bytes on every pinned machine; the
+    children's logs (echoed as they run) and timings stay in a scratch folder."""
+    with staged_output_dir(out) as work, tempfile.TemporaryDirectory(prefix="ptycho-quality-logs-") as scratch:
+        logs = Path(scratch)
         log(f"training on {data}: {settings.max_epochs} epochs, width {settings.width}, gridsize {settings.gridsize}"
             + (f", then {settings.refine_epochs} epochs at gridsize {settings.refine_gridsize}" if settings.refine_epochs else "")
             + f", {settings.threads} thread(s)")
-        phases, args = [], train_args(settings, params_path)
+        runs, args = [], train_args(settings, params_path)
         if settings.refine_epochs:
             first = work / "pretrain"
-            pretrain = run_train(data, first, args, settings.threads, echo=True)
-            phases.append(_phase(settings.gridsize, pretrain.seconds, first))
+            runs.append((settings.gridsize, first, run_train(data, first, args, settings.threads, echo=True, logs=logs / "pretrain")))
             args = refine_args(settings, params_path, first / "model.pt")
-        train, infer = run_train_infer(data, work, args, params_args(params_path), settings.threads, echo=True)
-        phases.append(_phase(settings.refine_gridsize if settings.refine_epochs else settings.gridsize, train.seconds, work))
+        train, infer = run_train_infer(data, work, args, params_args(params_path), settings.threads, echo=True, logs=logs)
+        runs.append((settings.refine_gridsize if settings.refine_epochs else settings.gridsize, work, train))
         report = json.loads((work / "quality.json").read_text())
         patterns = json.loads((work / "summary.json").read_text())["positions"]
-        metrics = _metrics(data, settings, phases, infer.seconds, report, patterns)
+        metrics = _metrics(data, settings, [_phase(gridsize, run) for gridsize, run, _ in runs], report, patterns)
+        timing = _timing(runs, infer)
         failed = [name for name, ok in metrics["checks"].items() if not ok]
         if failed and enforce:
             q = metrics["quality"]
             raise PtychoError(data, f"reconstruction quality too low: {', '.join(failed)} "
                                     f"(amplitude SSIM {q['amplitude']['ssim']:.3f}, phase SSIM {q['phase']['ssim']:.3f}, "
                                     f"floor {settings.min_ssim}); outputs kept in {out}.failed")
-    return metrics
+    return metrics, timing
 
 
-def _phase(gridsize: int, train_s: float, run: Path) -> dict:
-    """One training phase: its process's wall seconds and its loss history."""
+def _phase(gridsize: int, run: Path) -> dict:
+    """One training phase: its loss history."""
     history = json.loads((run / "history.json").read_text())["epochs"]
-    return {"gridsize": gridsize, "epochs": len(history), "train_s": train_s,
-            "seconds_per_epoch": sum(h["seconds"] for h in history) / len(history),
+    return {"gridsize": gridsize, "epochs": len(history),
             "loss": {"first": history[0]["train_loss"], "last": history[-1]["train_loss"], "val_last": history[-1]["val_loss"]}}
 
 
-def _metrics(data: str, settings: QualitySettings, phases: list[dict], infer_s: float, report: dict, patterns: int) -> dict:
+def _timing(runs: list, infer) -> dict:
+    """Wall seconds: each training process (start-up included) and its epochs, then inference."""
+    phases = []
+    for gridsize, _, record in runs:
+        epochs = read_timings(record)["epoch_seconds"]
+        phases.append({"gridsize": gridsize, "train_s": record.seconds, "seconds_per_epoch": sum(epochs) / len(epochs),
+                       "peak_rss_mb": record.peak_rss_mb})
+    return {
+        "train_s": sum(p["train_s"] for p in phases),  # every training process, start-up included
+        "phases": phases,
+        "infer_s": infer.seconds,  # the ptycho-infer process, start-up included, for every pattern
+        "infer_peak_rss_mb": infer.peak_rss_mb,
+        # The stage's memory budget: the largest peak of its processes (each process's own, os.wait4).
+        "peak_rss_mb": max([p["peak_rss_mb"] for p in phases] + [infer.peak_rss_mb]),
+    }
+
+
+def _metrics(data: str, settings: QualitySettings, phases: list[dict], report: dict, patterns: int) -> dict:
     figures = headline(report)
     quality, baseline = figures["quality"], figures["baseline_flat"]
     checks = {f"{part}_ssim_above_floor": quality[part]["ssim"] >= settings.min_ssim for part in ("amplitude", "phase")}
@@ -86,9 +106,7 @@ def _metrics(data: str, settings: QualitySettings, phases: list[dict], infer_s: 
     return {
         "settings": asdict(settings),
         "data": data,
-        "train_s": sum(phase["train_s"] for phase in phases),  # every training process, start-up included
         "phases": phases,
-        "infer_s": infer_s,  # the ptycho-infer process, start-up included, for every pattern
         "patterns": patterns,
         **figures,
         "checks": checks,

@@ -29,13 +29,13 @@ def scaled_settings(settings: QualitySettings, scale: float) -> QualitySettings:
     )
 
 
-def point(scale: float, metrics: dict) -> dict:
+def point(scale: float, metrics: dict, timing: dict) -> dict:
     """One point of the curve, from one `run_quality` result."""
     q = metrics["quality"]
     return {
         "scale": scale,
         "epochs": [phase["epochs"] for phase in metrics["phases"]],
-        "train_s": round(metrics["train_s"], 1),
+        "train_s": round(timing["train_s"], 1),
         "amplitude_ssim": round(q["amplitude"]["ssim"], 4),
         "phase_ssim": round(q["phase"]["ssim"], 4),
         "amplitude_correlation": round(q["amplitude"]["correlation"], 4),
@@ -50,8 +50,8 @@ def budget_points(data: str, settings: QualitySettings, scales: list[float], out
     for scale in sorted(set(scales)):
         scaled = scaled_settings(settings, scale)
         log(f"budget x{scale:g}: {scaled.max_epochs} + {scaled.refine_epochs} epochs")
-        p = point(scale, run_quality(data, scaled, out / f"scale-{scale:g}", params_path=params_path, log=log,
-                                        enforce=False))
+        p = point(scale, *run_quality(data, scaled, out / f"scale-{scale:g}", params_path=params_path, log=log,
+                                         enforce=False))
         log(f"budget x{scale:g}: {p['train_s']:.0f} s of training, amplitude SSIM {p['amplitude_ssim']:.3f}, "
             f"phase SSIM {p['phase_ssim']:.3f}")
         yield p

@@ -147,7 +147,9 @@ def run_regression(
         "breakdown": {cli: {part: statistics.median(p[cli][part] for p in parts) for part in parts[0][cli]}
                       for cli in ("train", "infer")},
         "torch_import_s": statistics.median(torch_import),
-        "peak_rss_mb": {"train": max(t.peak_rss_mb for t in trains), "infer": max(i.peak_rss_mb for i in infers)},
+        # Each process's own peak (os.wait4), with its spread over the repeats: what the memory gate's limit
+        # (runtime_gate.max_memory_growth) is set from.
+        "peak_rss_mb": {"train": spread([t.peak_rss_mb for t in trains]), "infer": spread([i.peak_rss_mb for i in infers])},
         "distinct_outputs": len({r["sha256"] for r in runs}),
         "loss": {"first": last["first_loss"], "last": last["last_loss"]},
         **headline(last["quality"]),

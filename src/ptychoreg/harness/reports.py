@@ -13,6 +13,13 @@ def _seconds(stats: dict) -> str:
     return f"{stats['median']:.2f} s (min {stats['min']:.2f}, max {stats['max']:.2f}, CV {100 * stats['cv']:.1f} %, n = {stats['n']})"
 
 
+def _mb(value) -> str:
+    """A peak memory: a spread (its median and range) or, in older metrics, one number."""
+    if isinstance(value, dict):
+        return f"{value['median']:.0f} (range {value['min']:.0f}-{value['max']:.0f})"
+    return f"{value:.0f}"
+
+
 def runtime_saving(regression: dict, cells: list[dict]) -> dict | None:
     """The regression against the sensitivity grid's largest run (most images, fewest epochs)."""
     if not cells:
@@ -43,7 +50,6 @@ def fixture_notes(fixture: dict, regression: dict, cells: list[dict], output: st
         f"({fixture['size_ratio']:.2f}x). The fixture is stored uncompressed on purpose: deflate output can "
         "differ between zlib builds and the fixture's bytes must be identical on every machine. The "
         f"canonical file is deflate-compressed float64 and holds {fixture['canonical_n']} patterns.",
-        f"- build time: {fixture['build_seconds']:.2f} s",
         "",
         "| array | shape | dtype |",
         "| --- | --- | --- |",
@@ -81,16 +87,16 @@ def _quality_table(q: dict, b: dict) -> list[str]:
 
 
 def quality_section(quality: dict) -> list[str]:
-    s, q, b = quality["settings"], quality["quality"], quality["baseline_flat"]
+    s, q, b, t = quality["settings"], quality["quality"], quality["baseline_flat"], quality["timing"]
     phases = "; then ".join(
-        f"{p['epochs']} epochs at gridsize {p['gridsize']} ({p['train_s']:.0f} s, {p['seconds_per_epoch']:.1f} s per epoch, "
-        f"loss {p['loss']['first']:.4g} -> {p['loss']['last']:.4g})" for p in quality["phases"])
+        f"{p['epochs']} epochs at gridsize {p['gridsize']} ({pt['train_s']:.0f} s, {pt['seconds_per_epoch']:.1f} s per epoch, "
+        f"loss {p['loss']['first']:.4g} -> {p['loss']['last']:.4g})" for p, pt in zip(quality["phases"], t["phases"]))
     lines = [
         "## Quality on real work (the `quality` stage)",
         "",
         f"Training on every pattern of `{quality['data']}`, width {s['width']}, batch {s['batch_size']}, {s['loss']} loss, "
-        f"{s['threads']} threads: {phases}; {quality['train_s']:.0f} s of training in all, inference "
-        f"{quality['infer_s']:.1f} s. Plots: `reports/quality/`.",
+        f"{s['threads']} threads: {phases}; {t['train_s']:.0f} s of training in all, inference "
+        f"{t['infer_s']:.1f} s. Plots: `reports/quality/`.",
         "",
     ]
     return lines + _quality_table(q, b)
@@ -124,8 +130,8 @@ def reference_section(quality: dict, reference: dict) -> list[str]:
         f"| amplitude / phase correlation | {q['amplitude']['correlation']:.4f} / {q['phase']['correlation']:.4f} "
         f"| {r['amplitude']['correlation']:.4f} / {r['phase']['correlation']:.4f} |",
         f"| FRC mean | {q['frc_mean']:.4f} | {r['frc_mean']:.4f} |",
-        f"| seconds for the {quality.get('patterns', 'all')} patterns | inference {quality['infer_s']:.1f} "
-        f"(after {quality['train_s']:.0f} s training) | {reference['seconds']:.1f} |",
+        f"| seconds for the {quality.get('patterns', 'all')} patterns | inference {quality['timing']['infer_s']:.1f} "
+        f"(after {quality['timing']['train_s']:.0f} s training) | {reference['timing']['seconds']:.1f} |",
         "",
     ]
     return lines
@@ -160,7 +166,7 @@ def regression_report(regression: dict, cells: list[dict], quality: dict, refere
         f"| train wall time | {_seconds(regression['train_s'])} |",
         f"| infer wall time | {_seconds(regression['infer_s'])} |",
         f"| total wall time | {_seconds(regression['total_s'])} |",
-        f"| peak RSS | train {regression['peak_rss_mb']['train']:.0f} MB, infer {regression['peak_rss_mb']['infer']:.0f} MB |",
+        f"| peak RSS (median) | train {_mb(regression['peak_rss_mb']['train'])} MB, infer {_mb(regression['peak_rss_mb']['infer'])} MB |",
         f"| machine-normalised total | {regression['normalised']['total']['median']:.3f} x the calibration workload "
         f"({regression['calibration_s']['median']:.2f} s here) |",
         f"| stitched outputs | {regression['distinct_outputs']} distinct over the repeats (bytes are compared on one "

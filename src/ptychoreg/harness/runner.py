@@ -1,7 +1,8 @@
 """Run the workflow's CLIs as subprocesses, the way a user does, and measure each run.
 
-Each run gets a pinned thread count, CUDA hidden, and its own log file; wall time and the child's own
-peak RSS (os.wait4, not the max over all children) are recorded.
+Each run gets the pinned numerical environment (ptychoreg.numerics), a pinned thread count, CUDA hidden,
+and its own log and timings files; wall time and the child's own peak RSS (os.wait4, not the max over all
+children) are recorded.
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ class RunRecord:
     seconds: float
     peak_rss_mb: float
     log: Path
+    timings: Path | None = None  # the command's --timings-out file (its phases), where it writes one
 
 
 def cpu_env(threads: int, extra: dict | None = None) -> dict:
-    env = dict(os.environ)
-    env.update(extra or {})
+    """The child's environment: pinned numerics unless `extra` opts out (PTYCHOREG_NUMERICS=native, then
+    `extra`'s own caps apply), pinned threads, CUDA hidden."""
+    from ptychoreg import numerics
+
+    extra = extra or {}
+    env = numerics.env(native=numerics.native_requested(extra), extra=extra)
     env.update({
         "CUDA_VISIBLE_DEVICES": "",
         "OMP_NUM_THREADS": str(threads),
@@ -41,12 +47,14 @@ def cpu_env(threads: int, extra: dict | None = None) -> dict:
     return env
 
 
-def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = False, env: dict | None = None) -> RunRecord:
+def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = False, env: dict | None = None,
+            timings: Path | None = None) -> RunRecord:
     """Run `python -m <module> args` with its output in `log` (and on our stdout when `echo`, for long runs
     a person watches), `env` added to the environment; raise PtychoError with the log's last line on
-    failure. Modules are named in full, so the import graph (harness.deps) sees what runs."""
+    failure. With `timings`, the command writes its phases there (--timings-out). Modules are named in
+    full, so the import graph (harness.deps) sees what runs."""
     command = module.rsplit(".", 1)[-1]
-    argv = [sys.executable, "-m", module, *args]
+    argv = [sys.executable, "-m", module, *args, *(["--timings-out", str(timings)] if timings else [])]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as sink:
         started = time.perf_counter()
@@ -63,8 +71,14 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = 
     if proc.returncode != 0:
         lines = log.read_text(errors="replace").strip().splitlines()
         raise PtychoError(log, f"{command} exited {proc.returncode}: {lines[-1] if lines else 'no output'}")
-    # ru_maxrss is in KiB on Linux.
-    return RunRecord(command, seconds, usage.ru_maxrss / 1024, log)
+    # The child's own peak, as it reports it (steps.own_peak_rss_mb); ru_maxrss (KiB) only for commands that
+    # write no timings: it is the parent's size at the fork when the parent is larger than the child.
+    peak = usage.ru_maxrss / 1024
+    if timings is not None and timings.is_file():
+        import json
+
+        peak = json.loads(timings.read_text()).get("peak_rss_mb", peak)
+    return RunRecord(command, seconds, peak, log, timings)
 
 
 def params_args(params_path: str | None) -> list[str]:
@@ -77,30 +91,34 @@ def _on_cpu(threads: int) -> list[str]:
 
 
 def run_train(data: str, out: Path, train_args: list[str], threads: int, echo: bool = False,
-              env: dict | None = None) -> RunRecord:
-    """ptycho-train on the CPU into `out` (model.pt, history.json, train.log)."""
+              env: dict | None = None, logs: Path | None = None, timings: bool = True) -> RunRecord:
+    """ptycho-train on the CPU into `out` (model.pt, history.json); its log and (with `timings`) its
+    timings go to `logs` (default `out`), so a cached `out` holds only what is the same bytes on every run.
+    The runtime gate passes timings=False: it runs older revisions' CLIs too, and needs wall time only."""
+    logs = logs or out
     return run_cli("ptychoreg.cli.train", ["--data", data, "--output-dir", str(out), *_on_cpu(threads), *train_args],
-                   out / "train.log", threads, echo, env)
+                   logs / "train.log", threads, echo, env, timings=logs / "train_timings.json" if timings else None)
 
 
 def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: list[str], threads: int,
-                    echo: bool = False, env: dict | None = None) -> tuple[RunRecord, RunRecord]:
-    train = run_train(data, out, train_args, threads, echo, env)
+                    echo: bool = False, env: dict | None = None, logs: Path | None = None,
+                    timings: bool = True) -> tuple[RunRecord, RunRecord]:
+    logs = logs or out
+    train = run_train(data, out, train_args, threads, echo, env, logs, timings)
     infer = run_cli("ptychoreg.cli.infer", ["--model", str(out / "model.pt"), "--data", data, "--output-dir", str(out),
-                                            *_on_cpu(threads), *infer_args], out / "infer.log", threads, echo, env)
+                                            *_on_cpu(threads), *infer_args], logs / "infer.log", threads, echo, env,
+                    timings=logs / "infer_timings.json" if timings else None)
     return train, infer
 
 
-def read_phases(log: Path) -> dict[str, float]:
-    """The `phases {json}` line a train or infer run logs last: wall seconds of each of its phases."""
+def read_timings(record: RunRecord) -> dict:
+    """The timings file a train or infer run wrote (`phases`: wall seconds of each phase; train adds
+    `epoch_seconds`)."""
     import json
 
-    from ptychoreg.steps import PHASES
-
-    lines = [line for line in log.read_text().splitlines() if line.startswith(PHASES)]
-    if not lines:
-        raise PtychoError(log, "no phases line: the command did not finish")
-    return json.loads(lines[-1][len(PHASES):])
+    if record.timings is None or not record.timings.is_file():
+        raise PtychoError(record.timings or record.log, "no timings file: the command did not finish")
+    return json.loads(record.timings.read_text())
 
 
 def time_python(code: str, threads: int = 1) -> float:
@@ -113,7 +131,7 @@ def time_python(code: str, threads: int = 1) -> float:
 def breakdown(record: RunRecord, interpreter_s: float) -> dict[str, float]:
     """Where a run's wall seconds go: interpreter start, the command's own phases, and the rest (module
     imports before the command body, interpreter teardown)."""
-    phases = read_phases(record.log)
+    phases = read_timings(record)["phases"]
     rest = record.seconds - interpreter_s - sum(phases.values())
     return {"interpreter start": interpreter_s, **phases, "exit and module imports": rest}
 

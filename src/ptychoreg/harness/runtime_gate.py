@@ -5,7 +5,8 @@ cannot gate anything. Like asv's `continuous`, the gate checks the base revision
 runs the same train + infer regression (the `regress` settings of the working tree) with each side's own
 code, interleaved A B B A A B ..., and judges the median of the pairwise ratios head / base for train,
 infer and total. Noise that moves both sides of a pair alike (another process, a CPU clock change)
-cancels in the ratio.
+cancels in the ratio. Each run's peak memory (the child's own peak RSS) is judged the same way: memory
+repeats to within 1 % where time varies by several, so its limit is much tighter.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ptychoreg.config import RegressSettings
 from ptychoreg.harness.runner import params_args, run_train_infer
 
 PARTS = ("train", "infer", "total")
+MEMORY_PARTS = ("train", "infer")
 # A commit that makes the regression slower on purpose says so in its message, as a git trailer
 # (`Runtime-Gate: accept <why>`); the gate then still measures and prints, but passes.
 ACCEPT_TRAILER = "Runtime-Gate: accept"
@@ -36,8 +38,10 @@ class Side:
     name: str
     root: Path  # a source tree: its src/ is put first on PYTHONPATH, its params.yaml is read
 
+    extra_env: tuple = ()  # (name, value) pairs added to the side's environment
+
     def env(self) -> dict:
-        return {"PYTHONPATH": str(self.root / "src")}
+        return {"PYTHONPATH": str(self.root / "src"), **dict(self.extra_env)}
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -70,11 +74,14 @@ def accepted_slowdown(repo: Path = Path(".")) -> str | None:
 
 
 def time_side(side: Side, fixture: str, settings: RegressSettings, out: Path) -> dict:
-    """One train + infer run of `side` on the fixture; wall seconds of each part."""
+    """One train + infer run of `side` on the fixture; wall seconds of each part, peak RSS of each command.
+    Peaks are wait4's on both sides (older revisions write no timings file); that is each child's own
+    peak because this process stays far smaller than its children (~35 MB against >= 275 MB)."""
     params = str(side.root / "params.yaml") if (side.root / "params.yaml").is_file() else None
     train, infer = run_train_infer(fixture, out, train_args(settings, params), params_args(params),
-                                   settings.threads, env=side.env())
-    return {"train": train.seconds, "infer": infer.seconds, "total": train.seconds + infer.seconds}
+                                   settings.threads, env=side.env(), timings=False)
+    return {"train": train.seconds, "infer": infer.seconds, "total": train.seconds + infer.seconds,
+            "train_rss_mb": train.peak_rss_mb, "infer_rss_mb": infer.peak_rss_mb}
 
 
 def interleaved(sides: list[Side], rounds: int, fixture: str, settings: RegressSettings,
@@ -109,23 +116,40 @@ def verdict(base: list[dict], head: list[dict], max_slowdown: float) -> dict:
     return out
 
 
+def memory_verdict(base: list[dict], head: list[dict], max_growth: float) -> dict:
+    """Median pairwise ratio head / base of each command's peak RSS, and whether it stays within the limit."""
+    out = {}
+    for part in MEMORY_PARTS:
+        key = f"{part}_rss_mb"
+        values = [h[key] / b[key] for b, h in zip(base, head)]
+        median = statistics.median(values)
+        out[f"{part} memory"] = {"median_ratio": median, "min_ratio": min(values), "max_ratio": max(values),
+                                 "base_median_mb": statistics.median(b[key] for b in base),
+                                 "head_median_mb": statistics.median(h[key] for h in head),
+                                 "limit": 1 + max_growth, "ok": median <= 1 + max_growth}
+    return out
+
+
 def format_verdict(result: dict, max_slowdown: float) -> str:
-    rows = [("part", "base s", "head s", "head/base (median)", "range", "limit", "status")]
+    rows = [("part", "base", "head", "head/base (median)", "range", "limit", "status")]
     for part, r in result.items():
-        rows.append((part, f"{r['base_median_s']:.2f}", f"{r['head_median_s']:.2f}", f"{r['median_ratio']:.3f}",
-                     f"{r['min_ratio']:.3f}-{r['max_ratio']:.3f}", f"<= {1 + max_slowdown:.2f}", "ok" if r["ok"] else "FAIL"))
+        unit, value = ("MB", "{:.0f} MB") if "base_median_mb" in r else ("s", "{:.2f} s")
+        rows.append((part, value.format(r[f"base_median_{unit.lower()}"]), value.format(r[f"head_median_{unit.lower()}"]),
+                     f"{r['median_ratio']:.3f}", f"{r['min_ratio']:.3f}-{r['max_ratio']:.3f}",
+                     f"<= {r.get('limit', 1 + max_slowdown):.2f}", "ok" if r["ok"] else "FAIL"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def run_gate(fixture: str, regress: RegressSettings, gate: GateSettings, head: Path = Path("."),
              log: Callable[[str], None] = print) -> dict:
-    """Time the working tree at `head` against `gate.base`; return the verdict per part."""
+    """Time the working tree at `head` against `gate.base`; return the verdict per part (time, then memory)."""
     with worktree(gate.base, head) as base_root:
         log(f"runtime gate: {gate.base} ({base_root.name}) against the working tree, {gate.pairs} interleaved pairs")
         times = interleaved([Side("base", base_root), Side("head", head.resolve())], gate.pairs, str(Path(fixture).resolve()),
                             regress, log)
-    return verdict(times["base"], times["head"], gate.max_slowdown)
+    return {**verdict(times["base"], times["head"], gate.max_slowdown),
+            **memory_verdict(times["base"], times["head"], gate.max_memory_growth)}
 
 
 # ---- the gate's own error rates ---------------------------------------------------------------------

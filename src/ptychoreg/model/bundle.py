@@ -39,11 +39,16 @@ class Bundle:
 
 
 def versions() -> dict:
+    """What produced a bundle. Only facts that are the same on every machine of the pinned set, so the
+    bundle's bytes are too: the interpreter as major.minor (a patch release changes no numbers)."""
+    from ptychoreg import numerics
+
     return {
         "ptychoreg": __version__,
         "torch": str(torch.__version__),
         "numpy": np.__version__,
-        "python": platform.python_version(),
+        "python": ".".join(platform.python_version_tuple()[:2]),
+        "numerics": numerics.describe(),
     }
 
 

@@ -1,0 +1,119 @@
+"""The pinned numerical environment (ptychoreg.numerics): set on import, inherited by children, said
+plainly when a process is outside it; and what it buys: the same bytes under every ISA cap this CPU can
+emulate within the pinned set, and the same bytes as another CPU family."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from ptychoreg import numerics
+
+# The regression's stitched object (the `infer_fixture` stage: 2 epochs, width 8, 48 groups on the fixture)
+# as built in the pinned set on two CPU families: an AMD EPYC with AVX2 only (the issue's cross-machine
+# reference) and an AMD EPYC with AVX-512. A change to the regression's numbers (network, physics, its
+# settings, the fixture) changes it; the new value is in outputs/fixture/infer/summary.json.
+CROSS_MACHINE_STITCHED_SHA256 = "9e6a44ef04e0198b"
+
+
+def _python(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          stdin=subprocess.DEVNULL)
+
+
+def _bare_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in numerics.PINNED_ENV and k != numerics.OPT_OUT}
+    return {**env, **extra}
+
+
+def _has(*features: str) -> bool:
+    return all(numerics._cpu_features().get(f, False) for f in features)
+
+
+def test_import_pins_every_variable_over_stray_values():
+    proc = _python("import os, ptychoreg.numerics as n; import json; print(json.dumps({k: os.environ.get(k) for k in n.PINNED_ENV}))",
+                   _bare_env(MKL_CBWR="COMPATIBLE"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == numerics.PINNED_ENV  # a stray MKL_CBWR does not change the bytes silently
+
+
+def test_children_inherit_the_pins_and_native_opts_out():
+    code = "import ptychoreg, os, subprocess, sys; print(subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"MKL_CBWR\"))'], capture_output=True, text=True).stdout.strip())"
+    assert _python(code, _bare_env()).stdout.strip() == numerics.PINNED_ENV["MKL_CBWR"]
+    assert _python(code, _bare_env(PTYCHOREG_NUMERICS="native")).stdout.strip() == "None"
+
+
+def test_child_env_pins_or_removes_every_variable():
+    pinned, native = numerics.env(), numerics.env(native=True, extra={"ATEN_CPU_CAPABILITY": "default"})
+    assert all(pinned[k] == v for k, v in numerics.PINNED_ENV.items()) and numerics.OPT_OUT not in pinned
+    assert native[numerics.OPT_OUT] == "native" and native["ATEN_CPU_CAPABILITY"] == "default"
+    assert not {"MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "NPY_DISABLE_CPU_FEATURES"} & set(native)
+
+
+def test_status_says_plainly_when_outside_the_pinned_set():
+    inside = subprocess.run([sys.executable, "-m", "ptychoreg.numerics"], capture_output=True, text=True, env=_bare_env())
+    if platform_ok := (os.uname().machine == "x86_64" and _has("AVX2", "FMA3")):
+        assert inside.returncode == 0 and "in the pinned set" in inside.stdout, inside.stdout
+    else:
+        assert inside.returncode == 1 and "OUTSIDE the pinned set" in inside.stdout
+    native = subprocess.run([sys.executable, "-m", "ptychoreg.numerics"], capture_output=True, text=True,
+                            env=_bare_env(PTYCHOREG_NUMERICS="native"))
+    assert native.returncode == 1 and "OUTSIDE the pinned set" in native.stdout and "native" in native.stdout
+    # torch loaded first, with the machine's own kernels: the pins came too late for it.
+    late = _python("import torch; import ptychoreg.numerics as n; print(n.outside_pinned_set())", _bare_env())
+    assert "torch loaded before ptychoreg pinned the environment" in late.stdout, late.stdout
+    assert platform_ok or "lacks" in late.stdout or "architecture" in late.stdout
+
+
+@pytest.mark.skipif(not _has("AVX2", "FMA3"), reason="the CPU cannot run the pinned AVX2 kernels")
+def test_torch_and_numpy_run_the_pinned_kernels():
+    proc = _python("import ptychoreg, torch; from numpy._core._multiarray_umath import __cpu_features__ as f; "
+                   "print(torch.backends.cpu.get_cpu_capability(), f['X86_V4'], f['AVX512_ICL'])", _bare_env())
+    assert proc.stdout.split() == ["AVX2", "False", "False"], proc.stdout + proc.stderr
+
+
+# ---- what the pinning buys ------------------------------------------------------------------------------
+
+# Within the pinned set, what this CPU can still be made to hide: MKL's dispatcher told the CPU has AVX2
+# at most, as on an AVX2-only machine (CNR already fixes its code path; oneDNN, ATen and numpy are capped
+# by the pins themselves, and numpy has no AVX-512 kernels left to hide).
+EMULATED = {
+    "pinned": {},
+    "MKL sees AVX2 at most": {"MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+}
+
+
+def _regression_bytes(fixture_path, out, extra_env) -> dict[str, str]:
+    from ptychoreg.config import RegressSettings, read_params
+    from ptychoreg.harness.regress import train_args
+    from ptychoreg.harness.runner import params_args, run_train_infer
+
+    params = str(ROOT / "params.yaml")
+    settings = RegressSettings.from_params(read_params(params).get("regress"), where=params)
+    run_train_infer(str(fixture_path), out, train_args(settings, params), params_args(params), settings.threads,
+                    env=extra_env, logs=out.parent / f"{out.name}-logs")
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has("AVX2", "FMA3"), reason="the CPU cannot run the pinned AVX2 kernels")
+def test_regression_bytes_are_the_same_under_every_emulated_cap(fixture_path, tmp_path):
+    runs = {name: _regression_bytes(fixture_path, tmp_path / f"run{i}", env) for i, (name, env) in enumerate(EMULATED.items())}
+    reference = runs["pinned"]
+    assert set(reference) == {"model.pt", "history.json", "reconstruction.npz", "summary.json", "quality.json"}
+    for name, files in runs.items():
+        assert files == reference, f"{name}: {[f for f in files if files[f] != reference.get(f)]} differ from the pinned run"
+    summary = json.loads((tmp_path / "run0" / "summary.json").read_text())
+    assert summary["stitched_sha256"].startswith(CROSS_MACHINE_STITCHED_SHA256), (
+        "the regression's object differs from the one two CPU families built: the pinning does not hold here, "
+        "or the regression's numbers changed on purpose (then update CROSS_MACHINE_STITCHED_SHA256)")
+    if _has("AVX512F"):
+        # The pins are what makes this hold: here, with AVX-512, each library's own choice gives other bytes.
+        native = _regression_bytes(fixture_path, tmp_path / "native", {numerics.OPT_OUT: "native"})
+        assert native["reconstruction.npz"] != reference["reconstruction.npz"]

@@ -1,0 +1,174 @@
+"""Outputs that travel (ptychoreg.harness.outputs, ptycho-outputs): what dvc.yaml labels a host measurement,
+that everything else is rebuilt to the same bytes, and the check that compares rebuilt outputs with dvc.lock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from ptychoreg.harness.outputs import Output, Verdict, locked_md5s, pipeline, reproducible_stages
+
+LOCK = """schema: '2.0'
+stages:
+  make_fixture:
+    cmd: python -m ptychoreg.cli.fixture
+    outs:
+    - path: tests/fixtures/f.npz
+      hash: md5
+      md5: 0123456789abcdef0123456789abcdef
+      size: 10
+"""
+
+
+def test_locked_md5s():
+    assert locked_md5s(LOCK) == {("make_fixture", "tests/fixtures/f.npz"): "0123456789abcdef0123456789abcdef"}
+    assert locked_md5s("") == {}
+
+
+def test_verdicts_say_what_differs():
+    out = Output("s", "a.json", host=False)
+    assert Verdict(out, "x", "x", True).matched and Verdict(out, "x", "x", True).describe() == "matches (x)"
+    assert "DIFFERS: md5 y, dvc.lock has x" in Verdict(out, "x", "y", True).describe()
+    assert "workspace file does not match" in Verdict(out, "x", "x", False).describe()
+    assert not Verdict(out, None, "x", True).matched
+    host = Verdict(Output("s", "t.json", host=True), "x", "y", False)
+    assert host.matched and host.describe() == "host measurement, not compared"
+
+
+def test_no_host_measurement_is_cached_and_the_labels_say_which_are():
+    order, outputs = pipeline(ROOT)
+    by_path = {o.path: o for o in outputs}
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        cached = {str(o.def_path) for s in repo.index.stages if getattr(s, "cmd", None) for o in s.outs if o.use_cache}
+    assert cached and not any(by_path[p].host for p in cached), "a cached output must be the same bytes everywhere"
+    for path in ("metrics/regression.json", "metrics/quality_timing.json", "metrics/reference_timing.json",
+                 "metrics/golden_spread.json", "metrics/mutation.json", "reports/regression.md"):
+        assert by_path[path].host, path
+    for path in ("outputs/quality", "outputs/fixture/train", "metrics/quality.json", "metrics/reference.json",
+                 "metrics/fixture.json", "reports/quality/amplitude.png"):
+        assert not by_path[path].host, path
+    assert order.index("make_fixture") < order.index("train_fixture") < order.index("infer_fixture")
+    assert {"make_fixture", "quality", "reference", "plots_quality"} <= set(reproducible_stages(order, outputs))
+    assert "regress" not in reproducible_stages(order, outputs)
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+WALL_CLOCK_KEYS = {"seconds", "train_s", "infer_s", "seconds_per_epoch", "built_utc", "build_seconds", "peak_rss_mb"}
+
+
+def _keys(obj) -> set[str]:
+    if isinstance(obj, dict):
+        return set(obj) | set().union(*(_keys(v) for v in obj.values()))
+    if isinstance(obj, list):
+        return set().union(*(_keys(v) for v in obj)) if obj else set()
+    return set()
+
+
+@pytest.mark.slow
+def test_the_quality_recipe_rebuilt_twice_gives_the_same_bytes(fixture_path, tmp_path):
+    """The quality stage's code path (two phases on 2 threads, the gridsize-2 merge, inference, scoring),
+    on the fixture with one epoch per phase: every file and every figure the same twice; no wall clock in
+    the output folder or the metrics, all of it in the timing record."""
+    import dataclasses
+
+    from ptychoreg.config import QualitySettings, read_params
+    from ptychoreg.harness.quality import run_quality
+
+    settings = QualitySettings.from_params(read_params(ROOT / "params.yaml").get("quality"), where="params.yaml")
+    settings = dataclasses.replace(settings, max_epochs=1, refine_epochs=1)
+    runs = [run_quality(str(fixture_path), settings, tmp_path / f"q{i}", params_path=str(ROOT / "params.yaml"),
+                        log=lambda _: None, enforce=False) for i in range(2)]
+    first, second = _digests(tmp_path / "q0"), _digests(tmp_path / "q1")
+    assert first == second
+    assert set(first) == {"model.pt", "history.json", "reconstruction.npz", "summary.json", "quality.json",
+                          "pretrain/model.pt", "pretrain/history.json"}
+    assert runs[0][0] == runs[1][0]  # the metrics
+    for name in ("history.json", "summary.json", "quality.json", "pretrain/history.json"):
+        assert not _keys(json.loads((tmp_path / "q0" / name).read_text())) & WALL_CLOCK_KEYS, name
+    assert not _keys(runs[0][0]) & WALL_CLOCK_KEYS
+    timing = runs[0][1]
+    assert timing["train_s"] > 0 and len(timing["phases"]) == 2 and timing["phases"][1]["seconds_per_epoch"] > 0
+
+
+@pytest.mark.slow
+def test_the_reference_and_the_plots_rebuilt_twice_give_the_same_bytes(fixture_path, tmp_path):
+    from conftest import run_cli
+
+    for i in range(2):
+        proc = run_cli("reference", "--data", fixture_path, "--out-dir", tmp_path / f"r{i}", "--metrics-out",
+                       tmp_path / f"r{i}.json", "--timing-out", tmp_path / f"r{i}-timing.json", cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        proc = run_cli("plots", "--run-dir", tmp_path / f"r{i}", "--label", "ePIE", "--data", fixture_path,
+                       "--out-dir", tmp_path / f"p{i}", cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+    for a, b in ((tmp_path / "r0", tmp_path / "r1"), (tmp_path / "p0", tmp_path / "p1")):
+        assert _digests(a) == _digests(b) and _digests(a)
+    assert (tmp_path / "r0.json").read_bytes() == (tmp_path / "r1.json").read_bytes()
+    assert "seconds" in json.loads((tmp_path / "r0-timing.json").read_text())
+
+
+# ---- the check command, in a fresh clone --------------------------------------------------------------
+
+def _run(args, cwd, env):
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
+
+
+@pytest.fixture
+def clone(tmp_path):
+    """A fresh clone of HEAD that shares this checkout's DVC cache, its outputs checked out from it, and its
+    own src/ first on the path (the stages run the clone's code)."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(repo / "src"))
+    dvc = [sys.executable, "-m", "dvc"]
+    assert _run([*dvc, "cache", "dir", "--local", str(ROOT / ".dvc" / "cache")], repo, env).returncode == 0
+    targets = ["make_fixture", "train_fixture", "infer_fixture"]
+    proc = _run([*dvc, "checkout", *targets], repo, env)
+    if proc.returncode != 0:
+        pytest.fail(f"the outputs HEAD's dvc.lock records are not in the cache (run `dvc repro` and commit dvc.lock): {proc.stderr}")
+    return repo, env
+
+
+@pytest.mark.slow
+def test_verify_rebuilds_and_matches_then_fails_on_a_tampered_output_or_lock(clone):
+    from ptychoreg.numerics import outside_pinned_set
+
+    repo, env = clone
+    command = [sys.executable, "-m", "ptychoreg.cli.outputs"]
+    status = _run([*command, "status"], repo, env)
+    assert status.returncode == 0 and "infer_fixture: up to date" in status.stdout, status.stdout + status.stderr
+
+    rebuilt = _run([*command, "verify", "train_fixture", "infer_fixture"], repo, env)
+    if outside_pinned_set():
+        assert "OUTSIDE the pinned set" in rebuilt.stdout
+    else:
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert "train_fixture: outputs/fixture/train  matches" in rebuilt.stdout
+        assert "2 of 2 outputs match" in rebuilt.stdout
+
+    summary = repo / "outputs/fixture/infer/summary.json"
+    summary.write_text(summary.read_text().replace('"positions"', '"positions "'))
+    tampered = _run([*command, "verify", "--no-rebuild", "infer_fixture"], repo, env)
+    assert tampered.returncode == 1 and "DIFFERS: the workspace file does not match dvc.lock" in tampered.stdout, tampered.stdout
+
+    lock = (repo / "dvc.lock").read_text()
+    recorded = locked_md5s(lock)[("infer_fixture", "outputs/fixture/infer")]
+    (repo / "dvc.lock").write_text(lock.replace(recorded, "0" * 32 + ".dir"))
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "a lock this machine cannot build"],
+                   cwd=repo, check=True)
+    wrong = _run([*command, "verify", "infer_fixture"], repo, env)
+    assert wrong.returncode == 1 and f"DIFFERS: md5 {recorded}, dvc.lock has {'0' * 32}.dir" in wrong.stdout, wrong.stdout
+    unknown = _run([*command, "verify", "no_such_stage"], repo, env)
+    assert unknown.returncode == 2 and "no stage no_such_stage" in unknown.stderr
