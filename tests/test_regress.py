@@ -81,3 +81,22 @@ def test_breakdown_accounts_for_every_second(tmp_path):
     timings.unlink()  # a command killed before it wrote its timings
     with pytest.raises(PtychoError, match="no timings file"):
         breakdown(RunRecord("train", 4.0, 100.0, log, timings), interpreter_s=0.05)
+
+
+def test_a_child_s_peak_is_its_own_not_its_larger_parent_s(tmp_path):
+    """wait4 from a large parent reports the parent's size (the mutation stage's parent has trained
+    in-process, a test process is large): run_cli measures the command's own peak."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    from ptychoreg.harness.runner import run_cli
+
+    ballast = b"\x01" * (300 << 20)  # this process: 300 MB more, every page written
+    direct = subprocess.Popen([sys.executable, "-c", "pass"])
+    _, _, usage = os.wait4(direct.pid, 0)
+    assert usage.ru_maxrss / 1024 > 300  # the trap: a bare child "peaks" at its parent's size
+    record = run_cli("ptychoreg.cli.infer", ["--help"], tmp_path / "help.log", threads=1)
+    assert record.peak_rss_mb < 150 and len(ballast), record.peak_rss_mb
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 > 300

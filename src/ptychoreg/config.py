@@ -176,7 +176,7 @@ class GateSettings(Section):
     pairs: int = knob(5, "interleaved base/head pairs after one warm-up run of each", min=1)
     max_slowdown: float = knob(0.12, "fail when a median ratio exceeds 1 + this (reports/runtime_gate.md)", above=0)
     max_memory_growth: float = knob(0.05, "fail when the median ratio of train or infer peak RSS exceeds 1 + this "
-                                          "(peak RSS repeats to within 1 %: metrics/regression.json)", above=0)
+                                          "(peak RSS varies by a CV of 0.5-1.6 %: metrics/regression.json)", above=0)
 
 
 # Every params.yaml section, in the file's order.

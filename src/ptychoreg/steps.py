@@ -33,9 +33,9 @@ def step(name: str) -> None:
 
 
 def own_peak_rss_mb() -> float:
-    """This process's peak resident memory since it started its program (MB): VmHWM of its own image.
-    `getrusage` and `wait4` report more when the parent was larger, since the kernel carries the
-    parent's peak across fork and exec; VmHWM does not."""
+    """This process's peak resident memory since it started its program (MB): VmHWM of its own image, for
+    a command that reports itself (the reference). `getrusage` would report more when the parent was
+    larger, since the kernel carries the parent's peak across fork and exec; VmHWM does not."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -66,9 +66,4 @@ class Phases:
             return
         from ptychoreg.fileio import write_text
 
-        record = {"phases": {k: round(v, 5) for k, v in self.seconds.items()}, "peak_rss_mb": own_peak_rss_mb(), **extra}
-        write_text(path, json.dumps(record, indent=1) + "\n")
-
-
-if __name__ == "__main__":  # `python -m ptychoreg.steps --timings-out F`: write an empty run's phases and peak
-    Phases().write(sys.argv[sys.argv.index("--timings-out") + 1] if "--timings-out" in sys.argv else None)
+        write_text(path, json.dumps({"phases": {k: round(v, 5) for k, v in self.seconds.items()}, **extra}, indent=1) + "\n")

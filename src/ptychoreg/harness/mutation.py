@@ -380,8 +380,10 @@ def run_mutants(setup: RunSetup, mutants: tuple[Mutant, ...], max_slowdown: floa
             ratio = _runtime_ratio(setup, mutant, pairs, work)
             if ratio > 1 + max_slowdown:
                 caught_by.append(f"runtime (x{ratio:.2f} against the control, limit x{1 + max_slowdown:.2f})")
-            grown = {command: ratio for command, ratio in memory_ratios(setup, mutant.name, memory_pairs, mutant_dir).items()
-                     if ratio > 1 + max_memory_growth}
+            # A fresh process applies a mutant by its catalogue name; one made elsewhere (a test's) is not measured.
+            catalogued = any(m.name == mutant.name for m in MUTANTS)
+            ratios = memory_ratios(setup, mutant.name, memory_pairs, mutant_dir) if catalogued else {}
+            grown = {command: ratio for command, ratio in ratios.items() if ratio > 1 + max_memory_growth}
             caught_by += [f"memory ({command} peak x{ratio:.2f} against the control, limit x{1 + max_memory_growth:.2f})"
                           for command, ratio in grown.items()]
         results[mutant.name] = {"class": mutant.bug_class, "what": mutant.what, "caught": bool(caught_by),
@@ -401,14 +403,13 @@ def _measured_run(setup: RunSetup, mutant_name: str, out: Path) -> dict[str, flo
     settings = setup.regress
     common = ["--accelerator", "cpu", "--threads", str(settings.threads)]
     me = "ptychoreg.harness.mutation"
-    # This process has trained in-process and is larger than a child: each child's peak is the one it
-    # reports itself (its --timings-out file), not wait4's.
+    # This process has trained in-process and is larger than a child: run_cli measures each child's own peak.
     train = run_cli(me, [mutant_name, "ptychoreg.cli.train", "--data", str(setup.fixture), "--output-dir", str(out),
                          *common, *train_args(settings, setup.params_path)], out.parent / f"{out.name}-train.log",
-                    settings.threads, timings=out.parent / f"{out.name}-train.json")
+                    settings.threads)
     infer = run_cli(me, [mutant_name, "ptychoreg.cli.infer", "--model", str(out / "model.pt"), "--data", str(setup.fixture),
                          "--output-dir", str(out), *common, *params_args(setup.params_path)],
-                    out.parent / f"{out.name}-infer.log", settings.threads, timings=out.parent / f"{out.name}-infer.json")
+                    out.parent / f"{out.name}-infer.log", settings.threads)
     return {"train": train.peak_rss_mb, "infer": infer.peak_rss_mb}
 
 
@@ -467,7 +468,10 @@ def _run_mutated(argv: list[str]) -> int:
     command = importlib.import_module(module)
     if name == NO_MUTANT:
         return command.main(args)
-    with applied(next(m for m in MUTANTS if m.name == name)):
+    mutant = next((m for m in MUTANTS if m.name == name), None)
+    if mutant is None:
+        raise SystemExit(f"ptychoreg.harness.mutation: no mutant {name!r} in the catalogue")
+    with applied(mutant):
         return command.main(args)
 
 

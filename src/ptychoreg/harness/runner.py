@@ -1,8 +1,13 @@
 """Run the workflow's CLIs as subprocesses, the way a user does, and measure each run.
 
 Each run gets the pinned numerical environment (ptychoreg.numerics), a pinned thread count, CUDA hidden,
-and its own log and timings files; wall time and the child's own peak RSS (os.wait4, not the max over all
-children) are recorded.
+and its own log and timings files; wall time and the child's own peak RSS are recorded.
+
+Peak RSS: what wait4 reports for a child includes its parent's size at the fork (the kernel carries the
+old image's peak across exec), so from a large parent (a test process, the mutation stage after training
+in-process) every child would look as large as the parent. Each command is therefore started by a tiny
+launcher (`_LAUNCHER`, stdlib only, ~10 MB), whose image is what the command inherits, and the launcher
+reports the command's own wait4 peak. This works for any revision's CLIs, as the runtime gate needs.
 """
 
 from __future__ import annotations
@@ -47,6 +52,17 @@ def cpu_env(threads: int, extra: dict | None = None) -> dict:
     return env
 
 
+# argv: PEAK_FILE COMMAND...; runs COMMAND, writes its peak RSS (KiB) to PEAK_FILE, exits with its status.
+_LAUNCHER = """import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as peak:
+    peak.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(128 - code if code < 0 else code)
+"""
+
+
 def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = False, env: dict | None = None,
             timings: Path | None = None) -> RunRecord:
     """Run `python -m <module> args` with its output in `log` (and on our stdout when `echo`, for long runs
@@ -54,8 +70,10 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = 
     failure. With `timings`, the command writes its phases there (--timings-out). Modules are named in
     full, so the import graph (harness.deps) sees what runs."""
     command = module.rsplit(".", 1)[-1]
-    argv = [sys.executable, "-m", module, *args, *(["--timings-out", str(timings)] if timings else [])]
     log.parent.mkdir(parents=True, exist_ok=True)
+    peak_file = log.with_name(log.name + ".peak")
+    argv = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(peak_file),
+            sys.executable, "-m", module, *args, *(["--timings-out", str(timings)] if timings else [])]
     with open(log, "wb") as sink:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE if echo else sink, stderr=subprocess.STDOUT,
@@ -71,14 +89,9 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = 
     if proc.returncode != 0:
         lines = log.read_text(errors="replace").strip().splitlines()
         raise PtychoError(log, f"{command} exited {proc.returncode}: {lines[-1] if lines else 'no output'}")
-    # The child's own peak, as it reports it (steps.own_peak_rss_mb); ru_maxrss (KiB) only for commands that
-    # write no timings: it is the parent's size at the fork when the parent is larger than the child.
-    peak = usage.ru_maxrss / 1024
-    if timings is not None and timings.is_file():
-        import json
-
-        peak = json.loads(timings.read_text()).get("peak_rss_mb", peak)
-    return RunRecord(command, seconds, peak, log, timings)
+    peak_kib = int(peak_file.read_text())  # the command's own peak, from the launcher (KiB on Linux)
+    peak_file.unlink()
+    return RunRecord(command, seconds, peak_kib / 1024, log, timings)
 
 
 def params_args(params_path: str | None) -> list[str]:

@@ -74,9 +74,8 @@ def accepted_slowdown(repo: Path = Path(".")) -> str | None:
 
 
 def time_side(side: Side, fixture: str, settings: RegressSettings, out: Path) -> dict:
-    """One train + infer run of `side` on the fixture; wall seconds of each part, peak RSS of each command.
-    Peaks are wait4's on both sides (older revisions write no timings file); that is each child's own
-    peak because this process stays far smaller than its children (~35 MB against >= 275 MB)."""
+    """One train + infer run of `side` on the fixture; wall seconds of each part, peak RSS of each command
+    (each command's own, whatever this process's size: harness.runner)."""
     params = str(side.root / "params.yaml") if (side.root / "params.yaml").is_file() else None
     train, infer = run_train_infer(fixture, out, train_args(settings, params), params_args(params),
                                    settings.threads, env=side.env(), timings=False)
