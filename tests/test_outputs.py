@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from ptychoreg.harness.outputs import Output, Verdict, locked_md5s, pipeline, reproducible_stages
+from ptychoreg.harness.outputs import Output, Verdict, locked_md5s, pipeline, reproducible_stages, timing_stages
 
 LOCK = """schema: '2.0'
 stages:
@@ -59,6 +59,11 @@ def test_no_host_measurement_is_cached_and_the_labels_say_which_are():
     assert order.index("make_fixture") < order.index("train_fixture") < order.index("infer_fixture")
     assert {"make_fixture", "quality", "reference", "plots_quality"} <= set(reproducible_stages(order, outputs))
     assert "regress" not in reproducible_stages(order, outputs)
+    # What a new machine re-measures (./tasks repro): time and memory only, not what its CPU offers.
+    timed = timing_stages(order, outputs)
+    assert {"regress", "report", "sensitivity_table"} <= set(timed) and any(s.startswith("sensitivity@") for s in timed)
+    assert not {"golden_spread", "mutation", "quality", "reference"} & set(timed)
+    assert timed.index("regress") < timed.index("report")  # re-measured upstream first
 
 
 def _digests(folder: Path) -> dict[str, str]:

@@ -6,7 +6,7 @@ here have the bytes dvc.lock records (every output but those dvc.yaml labels `ho
                                      compare each output with dvc.lock at --rev; --no-rebuild compares what
                                      is there now. Exit 1 when one differs: do not publish then.
   ptycho-outputs repro               the main job: status, `dvc repro` (what the pull did not restore),
-                                     re-measure the host stages it did not rerun, verify what it rebuilt
+                                     re-measure the timing stages it did not rerun, verify what it rebuilt
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--no-rebuild", action="store_true", help="compare the outputs there now")
     verify.add_argument("--outside-ok", action="store_true",
                         help="exit 0 when this machine is outside the pinned set (CI there relies on golden values)")
-    repro = sub.add_parser("repro", help="status, dvc repro, re-measure host stages, verify the rebuilt ones")
+    repro = sub.add_parser("repro", help="status, dvc repro, re-measure the timing stages, verify the rebuilt ones")
     repro.add_argument("--rev", default="HEAD")
     repro.add_argument("--outside-ok", action="store_true", help="as for verify")
     repro.add_argument("--no-remeasure", action="store_true",
-                       help="leave host stages that dvc repro did not rerun with their committed measurements")
+                       help="leave the timing stages dvc repro did not rerun with their committed measurements")
     return p
 
 
@@ -108,13 +108,13 @@ def _main(argv):
     code = subprocess.run([sys.executable, "-m", "dvc", "repro"], stdin=subprocess.DEVNULL).returncode
     if code:
         return code
-    host = [s for s in order if s not in stale and s not in o.reproducible_stages(order, outputs)
-            and any(out.stage == s for out in outputs)]
+    host = [s for s in o.timing_stages(order, outputs) if s not in stale]
     if host and not args.no_remeasure:
         log(f"re-measuring on this machine: {', '.join(host)}")
         o.rebuild(host, log)
     rebuilt = [s for s in o.reproducible_stages(order, outputs) if s in stale]
-    log(f"restored: {', '.join(s for s in order if s not in stale) or 'none'}; rebuilt: {', '.join(stale) or 'none'}"
+    log(f"up to date after the pull: {', '.join(s for s in order if s not in stale) or 'none'}; stale after the pull "
+        f"(rerun by dvc repro, or skipped when their inputs came back as recorded): {', '.join(s for s in order if s in stale) or 'none'}"
         + (f"; re-measured: {', '.join(host)}" if host and not args.no_remeasure else ""))
     return _verify(rebuilt, outputs, args.rev, pinned, args.outside_ok) if rebuilt else 0
 

@@ -21,6 +21,7 @@ from typing import Callable
 from ptychoreg.errors import PtychoError
 
 HOST_LABEL = "host"
+TIMING_LABEL = "timing"  # a host measurement of wall time or memory: re-measured on a new machine
 LOCK = "dvc.lock"
 
 
@@ -29,6 +30,7 @@ class Output:
     stage: str
     path: str
     host: bool  # labelled `host` in dvc.yaml: a measurement of this machine, never compared
+    timing: bool = False  # labelled `timing` too: wall time or memory
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,18 @@ def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def pipeline(root: str | Path = ".") -> tuple[list[str], list[Output]]:
-    """The stages in run order (upstream first) and every output they declare, from DVC's own index."""
+    """The stages in run order (upstream first, otherwise as dvc.yaml lists them) and every output they
+    declare, from DVC's own index."""
     import networkx as nx
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        graph = repo.index.graph
-        stages = [s for s in reversed(list(nx.topological_sort(graph))) if getattr(s, "cmd", None)]
+        place = {stage: i for i, stage in enumerate(repo.index.stages)}
+        upstream_first = nx.lexicographical_topological_sort(repo.index.graph.reverse(), key=lambda s: place.get(s, -1))
+        stages = [s for s in upstream_first if getattr(s, "cmd", None)]
         order = [s.addressing for s in stages]
-        outputs = [Output(s.addressing, str(o.def_path), HOST_LABEL in (o.annot.labels or [])) for s in stages for o in s.outs]
+        outputs = [Output(s.addressing, str(o.def_path), HOST_LABEL in (o.annot.labels or []),
+                          TIMING_LABEL in (o.annot.labels or [])) for s in stages for o in s.outs]
     return order, outputs
 
 
@@ -119,6 +124,13 @@ def reasons(changes: dict[str, dict[str, str]]) -> str:
 def reproducible_stages(order: list[str], outputs: list[Output]) -> list[str]:
     """Stages with at least one output that must travel (not `host`)."""
     return [s for s in order if any(o.stage == s and not o.host for o in outputs)]
+
+
+def timing_stages(order: list[str], outputs: list[Output]) -> list[str]:
+    """Stages that only measure this machine's time and memory: every output `host`, one `timing`
+    (regress, the sensitivity cells and table, the report; not golden_spread or mutation)."""
+    return [s for s in order if (mine := [o for o in outputs if o.stage == s])
+            and all(o.host for o in mine) and any(o.timing for o in mine)]
 
 
 def rebuild(stages: list[str], log: Callable[[str], None] = print) -> None:
