@@ -46,24 +46,7 @@ def test_settings_from_params():
         GateSettings.from_params({"max_slowdown": 0})
 
 
-@pytest.mark.slow
-def test_a_committed_slowdown_fails_the_gate(tmp_path, fixture_path):
-    """A clone of this repository with a commit on top that makes train 100 % slower: the gate, run in the
-    clone against HEAD~1, fails train and passes infer (unchanged)."""
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    inject_slowdown(clone, {"ptycho-train": 3.0})  # train takes ~2-3 s here: >= +100 %
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    subprocess.run(["git", "commit", "-q", "-am", "slower training"], cwd=clone, check=True, env=env)
-    settings = RegressSettings(max_epochs=2, width=8, threads=1)
-    result = run_gate(str(fixture_path), settings, GateSettings(base="HEAD~1", pairs=2, max_slowdown=0.5), head=clone,
-                      log=lambda _: None)
-    assert not result["train"]["ok"] and result["train"]["median_ratio"] > 1.5
-    assert result["infer"]["ok"]
-    assert subprocess.run(["git", "worktree", "list"], cwd=clone, capture_output=True, text=True).stdout.count("\n") == 1
-
-
-# A commit that keeps 64 MB more alive in every training process: what a leak of each batch's graph does.
+# A commit that also keeps 64 MB more alive in every training process: what a leak of each batch's graph does.
 MEMORY_GROWTH = """
 
 _run_before_growth = run
@@ -76,18 +59,25 @@ def run(name, body, argv=None):
 
 
 @pytest.mark.slow
-def test_a_committed_memory_growth_fails_the_gate(tmp_path, fixture_path):
+def test_a_committed_slowdown_and_memory_growth_fail_the_gate(tmp_path, fixture_path):
+    """A clone of this repository with a commit on top that makes train 100 % slower and 64 MB larger: the
+    gate, run in the clone against HEAD~1 (from this large test process), fails train's time and memory
+    and passes infer's (unchanged)."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    inject_slowdown(clone, {"ptycho-train": 3.0})  # train takes ~2-3 s here: >= +100 %
     common = clone / "src/ptychoreg/cli/_common.py"
     common.write_text(common.read_text() + MEMORY_GROWTH)
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    subprocess.run(["git", "commit", "-q", "-am", "train keeps 64 MB more"], cwd=clone, check=True, env=env)
-    settings = RegressSettings(max_epochs=1, width=8, threads=1)
-    result = run_gate(str(fixture_path), settings, GateSettings(base="HEAD~1", pairs=2, max_slowdown=1.0), head=clone,
+    subprocess.run(["git", "commit", "-q", "-am", "slower and larger training"], cwd=clone, check=True, env=env)
+    settings = RegressSettings(max_epochs=2, width=8, threads=1)
+    result = run_gate(str(fixture_path), settings, GateSettings(base="HEAD~1", pairs=2, max_slowdown=0.5), head=clone,
                       log=lambda _: None)
+    assert not result["train"]["ok"] and result["train"]["median_ratio"] > 1.5
+    assert result["infer"]["ok"]
     assert not result["train memory"]["ok"] and result["train memory"]["median_ratio"] > 1.1, result["train memory"]
-    assert result["infer memory"]["ok"] and result["infer memory"]["median_ratio"] < 1.02
+    assert result["infer memory"]["ok"], result["infer memory"]
+    assert subprocess.run(["git", "worktree", "list"], cwd=clone, capture_output=True, text=True).stdout.count("\n") == 1
 
 
 def test_an_intended_slowdown_is_accepted_by_a_commit_trailer(tmp_path):
