@@ -11,7 +11,6 @@ still holds what the lock records.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ptychoreg.errors import PtychoError
+from ptychoreg.harness.dvc import dvc, dvc_json, last_line
 
 HOST_LABEL = "host"
 TIMING_LABEL = "timing"  # a host measurement of wall time or memory: re-measured on a new machine
@@ -56,16 +56,6 @@ class Verdict:
         return f"matches ({self.actual})"
 
 
-def _dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL)
-    if check and proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PtychoError(None, f"`dvc {' '.join(args)}` failed: {last}")
-    return proc
-
-
 def pipeline(root: str | Path = ".") -> tuple[list[str], list[Output]]:
     """The stages in run order (upstream first, otherwise as dvc.yaml lists them) and every output they
     declare, from DVC's own index."""
@@ -100,9 +90,7 @@ def committed_text(rev: str, path: str) -> str:
 
 def stale_stages(stages: list[str] | None = None) -> dict[str, dict[str, dict[str, str]]]:
     """Stages `dvc repro` would rebuild: stage -> {"deps"/"outs"/"params"/...: {path: what changed}}."""
-    import json
-
-    status = json.loads(_dvc("status", "--json", *(stages or [])).stdout or "{}")
+    status = dvc_json("status", *(stages or []))
     stale = {}
     for stage, changes in status.items():
         found = stale.setdefault(stage, {})
@@ -137,11 +125,10 @@ def rebuild(stages: list[str], log: Callable[[str], None] = print) -> None:
     """`dvc repro -f -s` each stage, upstream first: rebuilt from the deps in the workspace."""
     for stage in stages:
         log(f"rebuilding {stage}")
-        proc = _dvc("repro", "-f", "-s", stage, check=False)
+        proc = dvc("repro", "-f", "-s", stage, check=False)
         if proc.returncode != 0:
-            sys.stdout.write(proc.stdout[-4000:])
-            raise PtychoError(None, f"`dvc repro -f -s {stage}` failed: "
-                                    f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+            sys.stdout.write(proc.stdout[-4000:])  # the stage's own output, for the person reading
+            raise PtychoError(None, f"`dvc repro -f -s {stage}` failed: {last_line(proc)}")
 
 
 def verify(stages: list[str], outputs: list[Output], rev: str) -> list[Verdict]:
