@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import ptychoreg  # noqa: F401  first: it pins the numerical environment before numpy loads (ptychoreg.numerics)
+import ptychoreg  # noqa: F401  first: it pins the numerical environment before numpy loads (ptychoreg.core.numerics)
 import numpy as np
 import pytest
 
-from ptychoreg.synthetic import synthetic_arrays  # noqa: F401  (tests import it from here)
+from ptychoreg.evaluation.synthetic import synthetic_arrays  # noqa: F401  (tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests/fixtures/pytorch_integration/minimal_dataset_v1.npz"
@@ -28,7 +28,7 @@ def pytest_addoption(parser):
                      help="with --golden-infer: check the run in these folders (the train_fixture and infer_fixture "
                           "stages' outputs)")
     parser.addoption("--golden-infer", default=None)
-    parser.addoption("--quality-model", default=str(ROOT / "outputs/quality/model.pt"),
+    parser.addoption("--quality-model", default=str(ROOT / "outputs/quality/refine/model.pt"),
                      help="the reference model the quality-model check reconstructs the fixture with")
 
 

@@ -19,13 +19,13 @@ from typing import Callable
 
 import numpy as np
 
-from ptychoreg.fileio import file_digest
-from ptychoreg.synthetic import synthetic_arrays
+from ptychoreg.core.fileio import file_digest
+from ptychoreg.evaluation.synthetic import synthetic_arrays
 
 N = 24  # patterns in the synthetic datasets
 PARAMS = "fixture:\n  min_subset: 16\n"  # what the matrix's CLIs read instead of the project's params.yaml
 # Where interrupted runs are killed: after reading, in the middle of training, and between writing each
-# output and renaming it into place (ptychoreg.steps names them).
+# output and renaming it into place (ptychoreg.core.steps names them).
 FIXTURE_KILL_STEPS = ["data loaded", "before-rename fixture.npz", "before-rename fixture.json"]
 TRAIN_KILL_STEPS = ["data loaded", "epoch 1", "epoch 2", "before-rename model.pt", "before-rename history.json"]
 
@@ -250,10 +250,10 @@ class Matrix:
                      extra_check=lambda: "regression ran" if metrics.exists() else "")
 
     def interrupted(self, source: Path, steps: list[str], command: str) -> None:
-        """SIGKILL a run at each named step (ptychoreg.steps); the previous outputs must stay valid and the
+        """SIGKILL a run at each named step (ptychoreg.core.steps); the previous outputs must stay valid and the
         next run succeed. The run stops itself at the step and says so, so the kill lands exactly there."""
-        from ptychoreg.contract import load_npz
-        from ptychoreg.model.bundle import load_bundle
+        from ptychoreg.core.contract import load_npz
+        from ptychoreg.core.model.bundle import load_bundle
 
         out = self.work / f"killed-{command}"
         args = (["fixture", "--source", source, "--output", out / "fixture.npz", "--subset-size", 64]
@@ -339,7 +339,7 @@ class Matrix:
 def kill_at_step(argv: list[str], name: str, cwd: Path, timeout: float = 600) -> bool:
     """Run `argv` until it stops itself at step `name`, then SIGKILL it there. Returns whether it reached
     the step (False: it exited without passing there)."""
-    from ptychoreg.steps import ANNOUNCE, STOP_AT
+    from ptychoreg.core.steps import ANNOUNCE, STOP_AT
 
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", **{STOP_AT: name})
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ptychoreg.errors import PtychoError
-from ptychoreg.model.bundle import load_bundle, save_bundle
-from ptychoreg.model.network import PtychoNet
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.model.bundle import load_bundle, save_bundle
+from ptychoreg.core.model.network import PtychoNet
 
 
 def _save(path, **model_kwargs):

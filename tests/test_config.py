@@ -2,39 +2,61 @@ from __future__ import annotations
 
 import pytest
 
-from ptychoreg.config import build_config, legacy_view, read_params
-from ptychoreg.errors import PtychoError
+from conftest import ROOT
+from ptychoreg.core.config import legacy_view, read_params, resolve_recipe
+from ptychoreg.core.errors import PtychoError
+
+RECIPES = {"recipes": {
+    "base": {"train": {"max_epochs": 7, "batch_size": 4}, "model": {"width": 8}},
+    "child": {"extends": "base", "train": {"max_epochs": 3}, "model": {"gridsize": 2}},
+}}
 
 
-def test_defaults_then_params_then_overrides():
-    config = build_config({"train": {"max_epochs": 7, "batch_size": 4}}, {"train": {"max_epochs": 3, "batch_size": None}})
-    assert config.train.max_epochs == 3  # CLI beats params.yaml
-    assert config.train.batch_size == 4  # params.yaml beats defaults; None means "not given"
+def test_defaults_then_recipe_then_flags():
+    config = resolve_recipe(RECIPES, "base", overrides={"train": {"max_epochs": 3, "batch_size": None}})
+    assert config.train.max_epochs == 3  # a flag beats the recipe
+    assert config.train.batch_size == 4  # the recipe beats the defaults; None means "not given"
     assert config.train.learning_rate == 1e-3  # default
+    assert resolve_recipe({}, None) == resolve_recipe(RECIPES, None)  # no recipe: the built-in defaults
+
+
+def test_a_recipe_extends_another_section_by_section():
+    child = resolve_recipe(RECIPES, "child")
+    assert (child.train.max_epochs, child.train.batch_size) == (3, 4)
+    assert (child.model.width, child.model.gridsize) == (8, 2)
 
 
 def test_ints_accepted_for_floats_and_null_for_optional():
-    config = build_config({"train": {"learning_rate": 1, "n_groups": None}})
+    config = resolve_recipe({"recipes": {"r": {"train": {"learning_rate": 1, "n_groups": None}}}}, "r")
     assert config.train.learning_rate == 1.0 and config.train.n_groups is None
 
 
-@pytest.mark.parametrize("params,fragment", [
-    ({"train": {"epochs": 3}}, "key 'train.epochs': unknown setting"),
-    ({"train": {"max_epochs": "3"}}, "key 'train.max_epochs': expected int"),
-    ({"train": {"loss": "mse"}}, "key 'train.loss': 'mse' is not one of poisson, gaussian, mae"),
-    ({"model": {"gridsize": 5}}, "key 'model.gridsize': '5' is not one of 1, 2, 3"),
-    ({"train": {"val_fraction": 1.5}}, "key 'train.val_fraction'"),
+@pytest.mark.parametrize("recipe,fragment", [
+    ({"train": {"epochs": 3}}, "key 'recipes.r.train.epochs': unknown setting (known: max_epochs, batch_size"),
+    ({"train": {"max_epochs": "3"}}, "key 'recipes.r.train.max_epochs': expected int, got '3'"),
+    ({"train": {"loss": "mse"}}, "key 'recipes.r.train.loss': 'mse' is not one of 'poisson', 'gaussian' or 'mae'"),
+    ({"model": {"gridsize": 5}}, "key 'recipes.r.model.gridsize': 5 is not one of 1, 2 or 3"),
+    ({"train": {"val_fraction": 1.5}}, "key 'recipes.r.train.val_fraction': must be < 1"),
     ({"model": {"probe_big": "yes"}}, "expected bool"),
-    ({"model": [1, 2]}, "key 'model': expected a mapping"),
+    ({"model": [1, 2]}, "key 'recipes.r.model': expected a mapping"),
+    ({"trian": {}}, "key 'recipes.r.trian': unknown setting (known: model, train, infer)"),
+    ({"extends": "r"}, "recipes extend each other in a circle: r -> r"),
+    ({"extends": "missing"}, "no recipe 'missing' (recipes: r)"),
 ])
-def test_bad_params_are_one_line_errors(params, fragment):
+def test_bad_recipes_are_one_line_errors(recipe, fragment):
     with pytest.raises(PtychoError) as info:
-        build_config(params, where="params.yaml")
-    assert fragment in str(info.value) and str(info.value).startswith("params.yaml")
+        resolve_recipe({"recipes": {"r": recipe}}, "r", where="params.yaml")
+    message = str(info.value)
+    assert fragment in message and message.startswith("params.yaml") and "\n" not in message
+
+
+def test_a_bad_flag_names_the_command_line():
+    with pytest.raises(PtychoError, match="params.yaml \\+ command line: key 'train.batch_size': must be >= 1"):
+        resolve_recipe(RECIPES, "base", "params.yaml", {"train": {"batch_size": 0}})
 
 
 def test_legacy_view_is_derived():
-    config = build_config({}, {"model": {"gridsize": 2}, "train": {"max_epochs": 5}})
+    config = resolve_recipe({}, None, overrides={"model": {"gridsize": 2}, "train": {"max_epochs": 5}})
     legacy = legacy_view(config, size=64, nphotons=1e6, intensity_scale=31.25, n_groups=10)
     assert legacy["gridsize"] == 2 and legacy["nepochs"] == 5 and legacy["N"] == 64
     assert legacy["n_groups"] == 10 and legacy["n_images"] == 40
@@ -45,65 +67,73 @@ def test_read_params_errors(tmp_path):
     with pytest.raises(PtychoError, match="params file not found"):
         read_params(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("train: [1, 2\n")
+    bad.write_text("recipes: [1, 2\n")
     with pytest.raises(PtychoError, match="not valid YAML at line"):
         read_params(bad)
     misspelt = tmp_path / "misspelt.yaml"
-    misspelt.write_text("trian:\n  max_epochs: 3\n")  # a misspelt section, refused like a misspelt key
+    misspelt.write_text("recipies:\n  r: {}\n")  # a misspelt section, refused like a misspelt key
     with pytest.raises(PtychoError) as info:
         read_params(misspelt)
     message = str(info.value)
-    assert "misspelt.yaml" in message and "'trian'" in message and "model, train, infer" in message and "\n" not in message
+    assert "misspelt.yaml" in message and "'recipies'" in message and "fixture, recipes, regress" in message and "\n" not in message
 
 
-def test_project_params_are_valid():
-    from conftest import ROOT
+def test_every_project_recipe_resolves():
+    from ptychoreg.core.config import recipe_names
 
-    build_config(read_params(ROOT / "params.yaml"), where="params.yaml")
+    params = read_params(ROOT / "params.yaml")
+    assert {"regression", "sensitivity", "quality_pretrain", "quality_refine"} <= set(recipe_names(params))
+    for name in recipe_names(params):
+        resolve_recipe(params, name, "params.yaml")
 
 
 def test_every_params_section_is_defined_once_with_the_committed_values_as_defaults():
-    """params.yaml holds each section of ptychoreg.config, in order, and every value equals the default
-    there: a default cannot silently disagree with what the pipeline runs."""
-    from conftest import ROOT
-    from ptychoreg.config import SECTIONS
+    """params.yaml holds each section of ptychoreg.core.config, in order, and every value equals the default
+    there: a default cannot silently disagree with what the pipeline runs. (Recipes say only what differs.)"""
+    from ptychoreg.core.config import SECTIONS
 
     params = read_params(ROOT / "params.yaml")
     assert list(params) == list(SECTIONS)
     for name, cls in SECTIONS.items():
-        assert cls.from_params(params[name]) == cls(), f"params.yaml {name}: differs from config.py's defaults"
+        if cls is not None:
+            assert cls.from_params(params[name]) == cls(), f"params.yaml {name}: differs from config.py's defaults"
 
 
 def test_cli_flags_are_derived_from_the_sections():
-    from dataclasses import fields
-
     from ptychoreg.cli import infer, train
-    from ptychoreg.config import InferConfig, ModelConfig, TrainConfig
+    from ptychoreg.core.config import InferConfig, ModelConfig, TrainConfig
 
     train_flags = {a.dest for a in train.parser()._actions}
-    assert {f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)} <= train_flags
-    assert {f.name for f in fields(InferConfig)} <= {a.dest for a in infer.parser()._actions}
+    assert set(ModelConfig.model_fields) | set(TrainConfig.model_fields) | {"recipe", "params"} <= train_flags
+    assert set(InferConfig.model_fields) <= {a.dest for a in infer.parser()._actions}
     args = train.parser().parse_args(["--data", "d", "--output-dir", "o", "--nepochs", "3", "--n-images", "5",
-                                      "--no-probe-big", "--lr-schedule", "onecycle"])
-    assert (args.max_epochs, args.n_groups, args.probe_big, args.lr_schedule) == (3, 5, False, "onecycle")
+                                      "--no-probe-big", "--lr-schedule", "onecycle", "--gridsize", "2"])
+    assert (args.max_epochs, args.n_groups, args.probe_big, args.lr_schedule, args.gridsize) == (3, 5, False, "onecycle", 2)
     with pytest.raises(SystemExit):
         train.parser().parse_args(["--data", "d", "--output-dir", "o", "--gridsize", "4"])
 
 
-def test_no_implicit_params_file(tmp_path, monkeypatch):
+def test_a_recipe_needs_its_file_and_no_params_file_is_implicit(tmp_path, monkeypatch):
     """A params.yaml in the working directory is not read unless --params names it."""
-    from ptychoreg.cli._common import load_params
+    from ptychoreg.cli import train
+    from ptychoreg.core.cli import load_params, run_config
 
-    (tmp_path / "params.yaml").write_text("train: {max_epochs: 99}\n")
+    (tmp_path / "params.yaml").write_text("recipes: {r: {train: {max_epochs: 99}}}\n")
     monkeypatch.chdir(tmp_path)
     assert load_params(None) == ({}, "defaults")
-    assert load_params("params.yaml")[0]["train"]["max_epochs"] == 99
+    parse = lambda *extra: train.parser().parse_args(["--data", "d", "--output-dir", "o", *extra])
+    assert run_config(parse(), ("model", "train")).train.max_epochs == 30
+    assert run_config(parse("--params", "params.yaml", "--recipe", "r"), ("model", "train")).train.max_epochs == 99
+    with pytest.raises(PtychoError, match="--recipe r needs --params"):
+        run_config(parse("--recipe", "r"), ("model", "train"))
 
 
 def test_limits_are_checked_for_every_section():
-    from ptychoreg.config import QualitySettings, SensitivitySettings
+    from ptychoreg.core.config import QualitySettings, SensitivitySettings
 
-    with pytest.raises(PtychoError, match="key 'sensitivity.n_images': must be >= 1"):
+    with pytest.raises(PtychoError, match=r"key 'sensitivity.n_images\[1\]': must be >= 1"):
         SensitivitySettings.from_params({"n_images": [16, 0]})
+    with pytest.raises(PtychoError, match="key 'sensitivity.max_epochs': must not be empty"):
+        SensitivitySettings.from_params({"max_epochs": []})
     with pytest.raises(PtychoError, match="key 'quality.min_ssim': must be < 1"):
         QualitySettings.from_params({"min_ssim": 1.5})

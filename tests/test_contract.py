@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import save_npz, synthetic_arrays
-from ptychoreg.contract import central_energy_fraction, detect_layout, load_npz
-from ptychoreg.errors import PtychoError
+from ptychoreg.core.contract import central_energy_fraction, detect_layout, load_npz
+from ptychoreg.core.errors import PtychoError
 
 
 def refused(path, *fragments, layout=None):

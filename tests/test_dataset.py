@@ -5,9 +5,9 @@ import json
 import numpy as np
 import torch
 
-from ptychoreg.contract import load_npz
-from ptychoreg.dataset import batches, group_tensors, intensity_scale, normalisation_factor, target_energy
-from ptychoreg.grouping import make_groups
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.dataset import batches, group_tensors, intensity_scale, normalisation_factor, target_energy
+from ptychoreg.core.grouping import make_groups
 
 
 def test_tensors_are_float32_even_from_float64(synthetic):

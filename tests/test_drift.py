@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from ptychoreg.harness.drift import evaluate, format_table
-from ptychoreg.config import DriftSettings
+from ptychoreg.core.config import DriftSettings
 
 SETTINGS = DriftSettings(runtime_rise=0.25, quality_drop=0.05,
                          runtime_metrics={"metrics/regression.json": ["total_s.median"]},

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import FIXTURE_METRICS, ROOT
-from ptychoreg.fileio import file_digest
+from ptychoreg.core.fileio import file_digest
 
 pytestmark = pytest.mark.slow
 FIXTURE_REL = "tests/fixtures/pytorch_integration/minimal_dataset_v1.npz"

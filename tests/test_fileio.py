@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from ptychoreg.errors import PtychoError
-from ptychoreg.fileio import atomic_path, file_digest, npz_bytes, sha256_array, write_json, write_npz, write_text
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.fileio import atomic_path, file_digest, npz_bytes, sha256_array, write_json, write_npz, write_text
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):

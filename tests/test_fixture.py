@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli, synthetic_arrays
-from ptychoreg.contract import load_npz
-from ptychoreg.errors import PtychoError
-from ptychoreg.fixture import fixture_metrics, generate, select_indices
-from ptychoreg.config import FixtureSpec
-from ptychoreg.geometry import extract_patches
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.fixture import fixture_metrics, generate, select_indices
+from ptychoreg.core.config import FixtureSpec
+from ptychoreg.core.geometry import extract_patches
 
 
 def spec(tmp_path, **changes) -> FixtureSpec:
@@ -82,7 +82,7 @@ def test_sidecar_and_metrics(synthetic, tmp_path):
     for key in ("version", "generator", "source", "subset", "transformations", "fixture", "arrays"):
         assert key in sidecar
     assert {"module", "version", "code"} <= set(sidecar["generator"])
-    assert "fixture.py" in sidecar["generator"]["code"]["files"]
+    assert "harness/fixture.py" in sidecar["generator"]["code"]["files"]
     metrics = fixture_metrics(sidecar)
     # Facts of the fixture only: no build time or date, so the file is the same bytes on every machine.
     assert not {"built_utc", "build_seconds"} & set(metrics)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import CANONICAL, FIXTURE_METRICS, SIDECAR
-from ptychoreg.contract import load_npz
-from ptychoreg.fileio import file_digest
-from ptychoreg.geometry import extract_patches
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.fileio import file_digest
+from ptychoreg.core.geometry import extract_patches
 
 
 @pytest.fixture(scope="module")

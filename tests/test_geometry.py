@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_arrays
-from ptychoreg.contract import load_npz
-from ptychoreg.errors import PtychoError
-from ptychoreg.geometry import default_canvas_shape, extract_patches, patch_corners, stitch, stitch_window
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.geometry import default_canvas_shape, extract_patches, patch_corners, stitch, stitch_window
 
 
 def test_integer_positions_are_plain_crops():

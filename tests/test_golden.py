@@ -54,7 +54,7 @@ EXACT = {"rtol": 0, "atol": 0}  # epoch numbers
 @pytest.fixture(scope="module")
 def record(request, fixture_path, tmp_path_factory):
     from conftest import ROOT
-    from ptychoreg.contract import load_npz
+    from ptychoreg.core.contract import load_npz
     from ptychoreg.harness.golden import golden_record
 
     given, train_dir, infer_dir = (request.config.getoption(o) for o in ("golden_record", "golden_train", "golden_infer"))
@@ -63,15 +63,10 @@ def record(request, fixture_path, tmp_path_factory):
     data = load_npz(fixture_path)
     if train_dir and infer_dir:
         return golden_record(train_dir, data, infer_dir)
-    from ptychoreg.config import RegressSettings, read_params
-    from ptychoreg.harness.regress import train_args
-    from ptychoreg.harness.runner import params_args, run_train_infer
+    from ptychoreg.harness.runner import RecipeRun, run_train_infer
 
-    params = str(ROOT / "params.yaml")
-    settings = RegressSettings.from_params(read_params(params).get("regress"))
     out = tmp_path_factory.mktemp("golden")
-    run_train_infer(str(fixture_path), out, train_args(settings, params), params_args(params),
-                    settings.threads)
+    run_train_infer(str(fixture_path), out, RecipeRun.of(str(ROOT / "params.yaml"), "regression"))
     return golden_record(out, data)
 
 
@@ -119,7 +114,7 @@ def test_deviations_take_the_worst_variant():
 
 # The fixture inference's arguments beside --model, --data and --output-dir, run in the repository root
 # (tests/test_deps.py checks the stage declares the params they read).
-QUALITY_MODEL_INFER_ARGS = ("--params", "params.yaml", "--threads", "1")
+QUALITY_MODEL_INFER_ARGS = ("--threads", "1")  # the built-in inference settings
 
 # The quality stage's reference model reconstructing the fixture. With the model the golden figures were
 # recorded with (its md5 in tests/test_golden/quality_model.md5: pulled, or trained here), inference
@@ -128,7 +123,7 @@ QUALITY_MODEL_INFER_ARGS = ("--params", "params.yaml", "--threads", "1")
 # retrained with AVX2 kernels only (docs/quality-experiments.md, "Across machines"), the fixture's SSIM
 # and correlations moved by up to 0.043 and the FRC mean by up to 0.078 over two settings, so 0.1 and
 # 0.15 then: loose enough for another CPU, tight enough that a flat or broken model (SSIM ~0.26) fails.
-# On a machine of the pinned set (ptychoreg.numerics) the model retrains to the recorded bytes and its
+# On a machine of the pinned set (ptychoreg.core.numerics) the model retrains to the recorded bytes and its
 # inference to the recorded figures: the check is exact there.
 SAME_MODEL = {"rtol": 0, "atol": 1e-4}
 PINNED_EXACT = {"rtol": 0, "atol": 0}
@@ -141,20 +136,20 @@ def test_quality_model_on_fixture(request, fixture_path, tmp_path, num_regressio
     from conftest import ROOT, run_cli
 
     model = Path(request.config.getoption("quality_model"))
-    assert model.is_file(), f"{model} is missing: `dvc pull` it or `dvc repro quality`"
+    assert model.is_file(), f"{model} is missing: `dvc pull` it or `dvc repro quality_refine`"
     proc = run_cli("infer", "--model", model.resolve(), "--data", fixture_path, "--output-dir", tmp_path,
                    *QUALITY_MODEL_INFER_ARGS, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "quality.json").read_text())
     figures = {f"{part}_{k}": [report[part][k]] for part in ("amplitude", "phase") for k in ("ssim", "correlation")}
     figures["frc_mean"] = [report["frc"]["mean"]]
-    from ptychoreg.fileio import file_digest
+    from ptychoreg.core.fileio import file_digest
 
     # The golden figures were recorded with the model whose md5 sits beside them.
     recorded = Path(request.fspath).parent / "test_golden" / "quality_model.md5"
     if request.config.getoption("force_regen") or request.config.getoption("regen_all"):
         recorded.write_text(file_digest(model, "md5") + "\n")
-    from ptychoreg.numerics import outside_pinned_set
+    from ptychoreg.core.numerics import outside_pinned_set
 
     md5 = file_digest(model, "md5")
     same = recorded.is_file() and recorded.read_text().strip() == md5

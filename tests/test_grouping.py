@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_arrays
-from ptychoreg.errors import PtychoError
-from ptychoreg.grouping import make_groups, nearest_neighbours
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.grouping import make_groups, nearest_neighbours
 
 
 @pytest.fixture

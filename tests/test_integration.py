@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_cli
-from ptychoreg.contract import load_npz
-from ptychoreg.geometry import stitch
-from ptychoreg.model.bundle import load_bundle
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.geometry import stitch
+from ptychoreg.core.model.bundle import load_bundle
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def test_training_did_something(trained, fixture_path):
     history = json.loads((out / "history.json").read_text())["epochs"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     # The weights moved away from a fresh initialisation with the same seed.
-    from ptychoreg.model.network import PtychoNet
+    from ptychoreg.core.model.network import PtychoNet
 
     torch.manual_seed(11)
     untrained = PtychoNet(size=64, width=8).state_dict()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import save_npz, synthetic_arrays
-from ptychoreg.contract import load_npz
-from ptychoreg.errors import PtychoError
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.errors import PtychoError
 from ptychoreg.interop.ptychodus import NOMINAL
-from ptychoreg.interop.ptychopinn import ptychopinn_metadata
+from ptychoreg.core.ptychopinn import ptychopinn_metadata
 
 # What PtychoPINN's RawData.from_file and MetadataManager read (ptycho/raw_data.py, ptycho/metadata.py).
 PTYCHOPINN_REQUIRED = ("diff3d", "xcoords", "ycoords", "probeGuess")
@@ -116,7 +116,7 @@ def test_export_opens_in_ptychodus(run_dir, fixture_path, tmp_path):
     with np.load(run_dir / "reconstruction.npz") as recon:
         obj, positions = recon["object"], recon["positions"]
     np.testing.assert_array_equal(product.object_.get_array().reshape(obj.shape), obj)
-    from ptychoreg.model.bundle import load_bundle
+    from ptychoreg.core.model.bundle import load_bundle
 
     probe = load_bundle(run_dir / "model.pt").probe.numpy()
     np.testing.assert_array_equal(product.probes.get_array().reshape(probe.shape), probe)
@@ -143,8 +143,8 @@ def test_export_refuses_a_run_folder_without_a_reconstruction(tmp_path, fixture_
 
 def test_the_generator_writes_ptychopinn_keys_from_any_source(synthetic, tmp_path):
     """A source with PtychoPINN's scan_index and its own photon count: the fixture carries both on."""
-    from ptychoreg.fixture import generate, select_indices
-    from ptychoreg.config import FixtureSpec
+    from ptychoreg.harness.fixture import generate, select_indices
+    from ptychoreg.core.config import FixtureSpec
 
     scans = np.arange(36, dtype=np.int64) % 3
     source = synthetic(n=36, scan_index=scans, metadata=np.array(json.dumps({"nphotons": 5e5})))

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ptychoreg.model.network import PtychoNet, predict_patches, prediction_window
+from ptychoreg.core.model.network import PtychoNet, predict_patches, prediction_window
 
 
 @pytest.mark.parametrize("gridsize", [1, 2])

@@ -1,4 +1,4 @@
-"""The pinned numerical environment (ptychoreg.numerics): set on import, inherited by children, said
+"""The pinned numerical environment (ptychoreg.core.numerics): set on import, inherited by children, said
 plainly when a process is outside it; and what it buys: the same bytes under every ISA cap this CPU can
 emulate within the pinned set, and the same bytes as another CPU family."""
 
@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from ptychoreg import numerics
+from ptychoreg.core import numerics
 
 # The regression's stitched object (the `infer_fixture` stage: 2 epochs, width 8, 48 groups on the fixture)
 # as built in the pinned set on two CPU families: an AMD EPYC with AVX2 only (the issue's cross-machine
@@ -37,7 +37,7 @@ def _has(*features: str) -> bool:
 
 
 def test_import_pins_every_variable_over_stray_values():
-    proc = _python("import os, ptychoreg.numerics as n; import json; print(json.dumps({k: os.environ.get(k) for k in n.PINNED_ENV}))",
+    proc = _python("import os, ptychoreg.core.numerics as n; import json; print(json.dumps({k: os.environ.get(k) for k in n.PINNED_ENV}))",
                    _bare_env(MKL_CBWR="COMPATIBLE"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == numerics.PINNED_ENV  # a stray MKL_CBWR does not change the bytes silently
@@ -57,16 +57,16 @@ def test_child_env_pins_or_removes_every_variable():
 
 
 def test_status_says_plainly_when_outside_the_pinned_set():
-    inside = subprocess.run([sys.executable, "-m", "ptychoreg.numerics"], capture_output=True, text=True, env=_bare_env())
+    inside = subprocess.run([sys.executable, "-m", "ptychoreg.core.numerics"], capture_output=True, text=True, env=_bare_env())
     if platform_ok := (os.uname().machine == "x86_64" and _has("AVX2", "FMA3")):
         assert inside.returncode == 0 and "in the pinned set" in inside.stdout, inside.stdout
     else:
         assert inside.returncode == 1 and "OUTSIDE the pinned set" in inside.stdout
-    native = subprocess.run([sys.executable, "-m", "ptychoreg.numerics"], capture_output=True, text=True,
+    native = subprocess.run([sys.executable, "-m", "ptychoreg.core.numerics"], capture_output=True, text=True,
                             env=_bare_env(PTYCHOREG_NUMERICS="native"))
     assert native.returncode == 1 and "OUTSIDE the pinned set" in native.stdout and "native" in native.stdout
     # torch loaded first, with the machine's own kernels: the pins came too late for it.
-    late = _python("import torch; import ptychoreg.numerics as n; print(n.outside_pinned_set())", _bare_env())
+    late = _python("import torch; import ptychoreg.core.numerics as n; print(n.outside_pinned_set())", _bare_env())
     assert "torch loaded before ptychoreg pinned the environment" in late.stdout, late.stdout
     assert platform_ok or "lacks" in late.stdout or "architecture" in late.stdout
 
@@ -90,14 +90,9 @@ EMULATED = {
 
 
 def _regression_bytes(fixture_path, out, extra_env) -> dict[str, str]:
-    from ptychoreg.config import RegressSettings, read_params
-    from ptychoreg.harness.regress import train_args
-    from ptychoreg.harness.runner import params_args, run_train_infer
+    from ptychoreg.harness.runner import RecipeRun, run_train_infer
 
-    params = str(ROOT / "params.yaml")
-    settings = RegressSettings.from_params(read_params(params).get("regress"), where=params)
-    run_train_infer(str(fixture_path), out, train_args(settings, params), params_args(params), settings.threads,
-                    env=extra_env, logs=out.parent / f"{out.name}-logs")
+    run_train_infer(str(fixture_path), out, RecipeRun.of(str(ROOT / "params.yaml"), "regression"), env=extra_env, logs=out.parent / f"{out.name}-logs")
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
 
 

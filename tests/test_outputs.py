@@ -51,18 +51,20 @@ def test_no_host_measurement_is_cached_and_the_labels_say_which_are():
         cached = {str(o.def_path) for s in repo.index.stages if getattr(s, "cmd", None) for o in s.outs if o.use_cache}
     assert cached and not any(by_path[p].host for p in cached), "a cached output must be the same bytes everywhere"
     for path in ("metrics/regression.json", "metrics/quality_timing.json", "metrics/reference_timing.json",
-                 "metrics/golden_spread.json", "metrics/mutation.json", "reports/regression.md"):
+                 "metrics/golden_spread.json", "metrics/mutation.json", "reports/regression.md",
+                 "metrics/quality/pretrain_timing.json", "metrics/quality/refine_timing.json"):
         assert by_path[path].host, path
-    for path in ("outputs/quality", "outputs/fixture/train", "metrics/quality.json", "metrics/reference.json",
+    for path in ("outputs/quality/pretrain", "outputs/quality/refine", "outputs/quality/score", "outputs/fixture/train", "metrics/quality.json", "metrics/reference.json",
                  "metrics/fixture.json", "reports/quality/amplitude.png"):
         assert not by_path[path].host, path
     assert order.index("make_fixture") < order.index("train_fixture") < order.index("infer_fixture")
-    assert {"make_fixture", "quality", "reference", "plots_quality"} <= set(reproducible_stages(order, outputs))
+    assert {"make_fixture", "quality_pretrain", "quality_refine", "quality", "reference", "plots_quality"} <= set(
+        reproducible_stages(order, outputs))
     assert "regress" not in reproducible_stages(order, outputs)
     # What a new machine re-measures (./tasks repro): time and memory only, not what its CPU offers.
     timed = timing_stages(order, outputs)
     assert {"regress", "report", "sensitivity_table"} <= set(timed) and any(s.startswith("sensitivity@") for s in timed)
-    assert not {"golden_spread", "mutation", "quality", "reference"} & set(timed)
+    assert not {"golden_spread", "mutation", "quality_pretrain", "quality_refine", "quality", "reference"} & set(timed)
     assert timed.index("regress") < timed.index("report")  # re-measured upstream first
 
 
@@ -86,21 +88,26 @@ def test_the_quality_recipe_rebuilt_twice_gives_the_same_bytes(fixture_path, tmp
     """The quality stage's code path (two phases on 2 threads, the gridsize-2 merge, inference, scoring),
     on the fixture with one epoch per phase: every file and every figure the same twice; no wall clock in
     the output folder or the metrics, all of it in the timing record."""
-    import dataclasses
+    from ptychoreg.core.config import load_section, read_params
+    from ptychoreg.harness.quality import PHASES, score_quality, timing as quality_timing, train_phases
+    from ptychoreg.harness.runner import RecipeRun
 
-    from ptychoreg.config import QualitySettings, read_params
-    from ptychoreg.harness.quality import run_quality
-
-    settings = QualitySettings.from_params(read_params(ROOT / "params.yaml").get("quality"), where="params.yaml")
-    settings = dataclasses.replace(settings, max_epochs=1, refine_epochs=1)
-    runs = [run_quality(str(fixture_path), settings, tmp_path / f"q{i}", params_path=str(ROOT / "params.yaml"),
-                        log=lambda _: None, enforce=False) for i in range(2)]
-    first, second = _digests(tmp_path / "q0"), _digests(tmp_path / "q1")
+    params = str(ROOT / "params.yaml")
+    settings = load_section("quality", read_params(params))
+    recipes = [RecipeRun.of(params, name) for name in PHASES]
+    runs = []
+    for i in range(2):
+        phases = train_phases(str(fixture_path), tmp_path / f"q{i}", recipes, [1, 1], echo=False)
+        metrics, score = score_quality(str(fixture_path), [p for p, _ in phases], settings, tmp_path / f"q{i}" / "score",
+                                       log=lambda _: None, enforce=False)
+        runs.append((metrics, quality_timing([t for _, t in phases], metrics["phases"], score)))
+    # Each phase's log and timings stay beside its folder (`<recipe>-logs`), out of what a stage caches.
+    first, second = ({k: v for k, v in _digests(tmp_path / f"q{i}").items() if "-logs/" not in k} for i in range(2))
     assert first == second
-    assert set(first) == {"model.pt", "history.json", "reconstruction.npz", "summary.json", "quality.json",
-                          "pretrain/model.pt", "pretrain/history.json"}
+    assert {"quality_pretrain/model.pt", "quality_pretrain/history.json", "quality_refine/model.pt",
+            "quality_refine/history.json", "score/reconstruction.npz", "score/summary.json", "score/quality.json"} <= set(first)
     assert runs[0][0] == runs[1][0]  # the metrics
-    for name in ("history.json", "summary.json", "quality.json", "pretrain/history.json"):
+    for name in ("quality_refine/history.json", "score/summary.json", "score/quality.json", "quality_pretrain/history.json"):
         assert not _keys(json.loads((tmp_path / "q0" / name).read_text())) & WALL_CLOCK_KEYS, name
     assert not _keys(runs[0][0]) & WALL_CLOCK_KEYS
     timing = runs[0][1]
@@ -148,7 +155,7 @@ def clone(tmp_path):
 
 @pytest.mark.slow
 def test_verify_rebuilds_and_matches_then_fails_on_a_tampered_output_or_lock(clone):
-    from ptychoreg.numerics import outside_pinned_set
+    from ptychoreg.core.numerics import outside_pinned_set
 
     repo, env = clone
     command = [sys.executable, "-m", "ptychoreg.cli.outputs"]

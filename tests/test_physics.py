@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ptychoreg.contract import load_npz
-from ptychoreg.geometry import stitch_window
-from ptychoreg.model.physics import fourier_shift, forward_amplitude, gaussian_nll, loss_fn, mae, merge_group, poisson_nll
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.geometry import stitch_window
+from ptychoreg.core.model.physics import fourier_shift, forward_amplitude, gaussian_nll, loss_fn, mae, merge_group, poisson_nll
 
 MIN_CORRELATION = 0.999
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import CANONICAL, assert_one_line_error, run_cli
-from ptychoreg.profile import cross_check, profile_dataset, report_markdown
+from ptychoreg.harness.profile import cross_check, profile_dataset, report_markdown
 
 
 def test_profile_of_synthetic_data(synthetic):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import numpy as np
 
-from ptychoreg.quality import PSNR_CAP_DB, correlation, frc, quality_report, remove_global_phase, ssim
+from ptychoreg.evaluation.quality import PSNR_CAP_DB, correlation, frc, quality_report, remove_global_phase, ssim
 
 
 def _object(seed=0, shape=(64, 64)):
@@ -84,19 +84,14 @@ def test_ssim_is_scikit_image_over_the_whole_windows_inside_the_region():
         structural_similarity(pred[5:30, 8:40], truth[5:30, 8:40], data_range=1.0), abs=1e-12)
 
 
-def test_the_quality_stage_refines_at_its_gridsize_from_the_first_phase_model(tmp_path):
-    """The stage's two training runs (ptychoreg.harness.quality): the second differs from the first only
-    in gridsize, epochs and rate, and starts from the first one's model."""
-    from ptychoreg.cli.train import parser
-    from ptychoreg.config import QualitySettings
-    from ptychoreg.harness.quality import refine_args, train_args
+def test_the_quality_refinement_extends_the_pretrain_recipe():
+    """The stage's two training recipes: the refinement differs from the pretrain only in gridsize, epochs
+    and rate (the width must match, since it starts from the pretrain's weights)."""
+    from conftest import ROOT
+    from ptychoreg.harness.quality import PHASES
+    from ptychoreg.harness.runner import RecipeRun
 
-    settings = QualitySettings(max_epochs=7, refine_gridsize=2, refine_epochs=3, refine_learning_rate=5e-4)
-    common = ["--data", "d.npz", "--output-dir", "out"]
-    first = vars(parser().parse_args(common + train_args(settings, "params.yaml")))
-    second = vars(parser().parse_args(common + refine_args(settings, "params.yaml", tmp_path / "pretrain" / "model.pt")))
-    assert (first["gridsize"], first["max_epochs"], first["learning_rate"], first["init_model"]) == (1, 7, 3e-3, None)
-    assert (second["gridsize"], second["max_epochs"], second["learning_rate"]) == (2, 3, 5e-4)
-    assert second["init_model"] == str(tmp_path / "pretrain" / "model.pt")
-    changed = {key for key in first if first[key] != second[key]}
-    assert changed == {"gridsize", "max_epochs", "learning_rate", "init_model"}
+    first, second = (RecipeRun.of(str(ROOT / "params.yaml"), name).config.model_dump() for name in PHASES)
+    changed = {(section, key) for section in first for key in first[section] if first[section][key] != second[section][key]}
+    assert changed == {("model", "gridsize"), ("train", "max_epochs"), ("train", "learning_rate")}
+    assert (first["model"]["gridsize"], second["model"]["gridsize"]) == (1, 2)

@@ -4,20 +4,19 @@ import json
 
 import pytest
 
-from ptychoreg.config import QualitySettings
-from ptychoreg.harness.quality_curve import scaled_settings
+from conftest import ROOT
+from ptychoreg.harness.quality import PHASES
+from ptychoreg.harness.quality_curve import scaled_epochs
+from ptychoreg.harness.runner import RecipeRun
 
 
 def test_a_budget_scales_both_phases_epochs():
-    settings = QualitySettings(max_epochs=34, refine_epochs=4)
-    half = scaled_settings(settings, 0.5)
-    assert (half.max_epochs, half.refine_epochs) == (17, 2)
-    assert (half.width, half.learning_rate, half.refine_gridsize) == (settings.width, settings.learning_rate, settings.refine_gridsize)
-    tiny = scaled_settings(settings, 0.01)
-    assert (tiny.max_epochs, tiny.refine_epochs) == (1, 1)
-    assert scaled_settings(QualitySettings(refine_epochs=0), 2).refine_epochs == 0
+    runs = [RecipeRun.of(str(ROOT / "params.yaml"), name) for name in PHASES]
+    full = [run.config.train.max_epochs for run in runs]
+    assert scaled_epochs(runs, 0.5) == [round(e / 2) for e in full]
+    assert scaled_epochs(runs, 0.01) == [1, 1]
     with pytest.raises(ValueError, match="positive"):
-        scaled_settings(settings, 0)
+        scaled_epochs(runs, 0)
 
 
 @pytest.mark.slow
@@ -26,8 +25,9 @@ def test_the_curve_runs_the_quality_recipe_at_each_budget(tmp_path, fixture_path
     from ptychoreg.cli.quality_curve import main
 
     params = tmp_path / "params.yaml"
-    params.write_text("quality:\n  max_epochs: 2\n  width: 4\n  batch_size: 16\n  refine_epochs: 2\n  threads: 1\n"
-                      "  min_ssim: 0.99\n")  # a floor no tiny run reaches: the curve must not enforce it
+    params.write_text("recipes:\n  quality_pretrain: {model: {width: 4}, train: {max_epochs: 2}}\n"
+                      "  quality_refine: {extends: quality_pretrain, model: {gridsize: 2}}\n"
+                      "quality: {min_ssim: 0.99}\n")  # a floor no tiny run reaches: the curve must not enforce it
     out = tmp_path / "metrics.json"
     assert main(["--data", str(fixture_path), "--scales", "1", "0.5", "--params", str(params),
                  "--out-dir", str(tmp_path / "runs"), "--metrics-out", str(out)]) == 0
@@ -36,4 +36,5 @@ def test_the_curve_runs_the_quality_recipe_at_each_budget(tmp_path, fixture_path
     assert [p["epochs"] for p in curve["points"]] == [[1, 1], [2, 2]]
     for p in curve["points"]:
         assert p["train_s"] > 0 and 0 < p["amplitude_ssim"] < 1 and 0 < p["phase_ssim"] < 1
-    assert (tmp_path / "runs/scale-0.5/model.pt").is_file() and (tmp_path / "runs/scale-1/pretrain/model.pt").is_file()
+    assert (tmp_path / "runs/scale-0.5/quality_refine/model.pt").is_file()
+    assert (tmp_path / "runs/scale-1/quality_pretrain/model.pt").is_file()

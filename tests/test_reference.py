@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import CANONICAL
-from ptychoreg.contract import load_npz
-from ptychoreg.quality import quality_report
-from ptychoreg.reference import epie, scanned_region
+from ptychoreg.core.contract import load_npz
+from ptychoreg.evaluation.quality import quality_report
+from ptychoreg.evaluation.reference import epie, scanned_region
 
 
 def test_epie_fits_noiseless_synthetic_data(synthetic):

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from conftest import FIXTURE_METRICS
-from ptychoreg.errors import PtychoError
-from ptychoreg.config import RegressSettings
-from ptychoreg.harness.regress import orientation_error, run_regression, train_args
-from ptychoreg.harness.runner import params_args, run_train_infer, spread
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.config import RegressSettings
+from ptychoreg.harness.regress import orientation_error, run_regression
+from ptychoreg.harness.runner import RecipeRun, run_train_infer, spread
 
 
 def test_spread_statistics():
@@ -38,18 +38,17 @@ def test_refuses_a_tampered_fixture_before_running(fixture_path, tmp_path):
     tampered.write_bytes(bytes(data))
     expected = json.loads(FIXTURE_METRICS.read_text())["sha256"]
     with pytest.raises(PtychoError, match="does not match .* recorded in metrics/fixture.json"):
-        run_regression(str(tampered), expected, RegressSettings(repeats=1))
+        run_regression(str(tampered), expected, RegressSettings(repeats=1), RecipeRun.of(None, None))
 
 
 @pytest.mark.slow
 def test_real_regression_run(fixture_path, tmp_path):
     expected = json.loads(FIXTURE_METRICS.read_text())["sha256"]
-    settings = RegressSettings(repeats=2, max_epochs=2, width=4)
+    settings, run = RegressSettings(repeats=2), RecipeRun.of("params.yaml", "regression")
     # The staged run (what train_fixture + infer_fixture do), then the timed runs that must reproduce it.
     staged = tmp_path / "staged"
-    run_train_infer(str(fixture_path), staged, train_args(settings, "params.yaml"),
-                    params_args("params.yaml"), settings.threads)
-    metrics, per_repeat = run_regression(str(fixture_path), expected, settings, params_path="params.yaml",
+    run_train_infer(str(fixture_path), staged, run)
+    metrics, per_repeat = run_regression(str(fixture_path), expected, settings, run,
                                          staged_run=staged, log=lambda _: None)
     assert all(metrics["checks"].values()) and metrics["checks"]["reproduces_staged_run"]
     assert metrics["distinct_outputs"] == 1 and metrics["total_s"]["n"] == 2
@@ -66,8 +65,8 @@ def test_real_regression_run(fixture_path, tmp_path):
     summary = json.loads((staged / "summary.json").read_text())
     (staged / "summary.json").write_text(json.dumps({**summary, "stitched_sha256": "0" * 64}))
     with pytest.raises(PtychoError, match="regression failed: reproduces_staged_run"):
-        run_regression(str(fixture_path), expected, RegressSettings(repeats=1, max_epochs=2, width=4),
-                       params_path="params.yaml", staged_run=staged, log=lambda _: None)
+        run_regression(str(fixture_path), expected, RegressSettings(repeats=1), RecipeRun.of("params.yaml", "regression"),
+                       staged_run=staged, log=lambda _: None)
 
 
 def test_breakdown_accounts_for_every_second(tmp_path):

@@ -29,7 +29,7 @@ def test_reference_section_sets_the_pinn_beside_epie():
 
 
 def test_runtime_saving_against_the_largest_cell():
-    regression = {"total_s": {"median": 5.0}, "settings": {"max_epochs": 2}}
+    regression = {"total_s": {"median": 5.0}, "settings": {"repeats": 5, "train": {"max_epochs": 2}}}
     cells = [{"n_images": 16, "max_epochs": 1, "total_s": {"median": 4.0}},
              {"n_images": 1087, "max_epochs": 2, "total_s": {"median": 30.0}},
              {"n_images": 1087, "max_epochs": 1, "total_s": {"median": 20.0}}]

@@ -8,10 +8,10 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from ptychoreg.errors import PtychoError
-from ptychoreg.config import RegressSettings
-from ptychoreg.harness.runtime_gate import format_verdict, inject_slowdown, memory_verdict, run_gate, verdict
-from ptychoreg.config import GateSettings
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.config import GateSettings
+from ptychoreg.harness.runner import RecipeRun
+from ptychoreg.harness.runtime_gate import format_verdict, memory_verdict, run_gate, verdict
 
 
 def _times(*totals):
@@ -46,15 +46,22 @@ def test_settings_from_params():
         GateSettings.from_params({"max_slowdown": 0})
 
 
-# A commit that also keeps 64 MB more alive in every training process: what a leak of each batch's graph does.
-MEMORY_GROWTH = """
+# A commit that makes every training process 3 s slower (train takes ~2-3 s here: >= +100 %) and keeps
+# 64 MB more alive in it: what a leak of each batch's graph does.
+SLOWER_AND_LARGER = """
 
-_run_before_growth = run
+_run_before_change = run
 
 
 def run(name, body, argv=None):
+    import time as _time
+
     kept = b"\\x01" * (64 << 20) if name == "ptycho-train" else b""  # every page written, so resident
-    return _run_before_growth(name, body, argv) + 0 * len(kept)
+    code = _run_before_change(name, body, argv) + 0 * len(kept)
+    until = _time.perf_counter() + (3.0 if name == "ptycho-train" else 0.0)
+    while _time.perf_counter() < until:
+        pass
+    return code
 """
 
 
@@ -65,13 +72,12 @@ def test_a_committed_slowdown_and_memory_growth_fail_the_gate(tmp_path, fixture_
     and passes infer's (unchanged)."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    inject_slowdown(clone, {"ptycho-train": 3.0})  # train takes ~2-3 s here: >= +100 %
-    common = clone / "src/ptychoreg/cli/_common.py"
-    common.write_text(common.read_text() + MEMORY_GROWTH)
+    common = clone / "src/ptychoreg/core/cli.py"
+    common.write_text(common.read_text() + SLOWER_AND_LARGER)
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     subprocess.run(["git", "commit", "-q", "-am", "slower and larger training"], cwd=clone, check=True, env=env)
-    settings = RegressSettings(max_epochs=2, width=8, threads=1)
-    result = run_gate(str(fixture_path), settings, GateSettings(base="HEAD~1", pairs=2, max_slowdown=0.5), head=clone,
+    regression = RecipeRun.of(str(clone / "params.yaml"), "regression")
+    result = run_gate(str(fixture_path), regression, GateSettings(base="HEAD~1", pairs=2, max_slowdown=0.5), head=clone,
                       log=lambda _: None)
     assert not result["train"]["ok"] and result["train"]["median_ratio"] > 1.5
     assert result["infer"]["ok"]
@@ -90,3 +96,20 @@ def test_an_intended_slowdown_is_accepted_by_a_commit_trailer(tmp_path):
     message = "Use torch.optim.Adam\n\nRuntime-Gate: accept +0.4 s per process for the standard optimiser\n"
     subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", message], cwd=tmp_path, check=True, env=env)
     assert accepted_slowdown(tmp_path) == "+0.4 s per process for the standard optimiser"
+
+
+def test_the_error_rate_study_slows_a_side_without_editing_its_source(tmp_path):
+    """slowdown_site: a side's commands burn the given extra seconds at exit; its source stays as it was."""
+    import sys
+    import time
+
+    from ptychoreg.harness.runtime_gate import slowdown_site
+
+    script = tmp_path / "train.py"
+    script.write_text("print('trained')\n")
+    site = slowdown_site(tmp_path / "site", {"train": 0.3})
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(site)))
+    assert out.stdout == "trained\n" and time.perf_counter() - started >= 0.3
+    assert script.read_text() == "print('trained')\n"

@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from conftest import ROOT
-from ptychoreg.fileio import file_digest
+from ptychoreg.core.fileio import file_digest
 from ptychoreg.harness.outputs import locked_md5s
 
 pytestmark = pytest.mark.slow

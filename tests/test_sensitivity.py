@@ -6,14 +6,13 @@ import json
 
 import pytest
 
-from ptychoreg.config import SensitivitySettings
-from ptychoreg.harness.sensitivity import cell_args, cell_name, read_cells, run_cell, sensitivity_table
+from ptychoreg.core.config import SensitivitySettings
+from ptychoreg.harness.runner import RecipeRun
+from ptychoreg.harness.sensitivity import cell_name, read_cells, run_cell, sensitivity_table
 
 
-def test_cell_arguments_run_the_first_n_patterns_at_gridsize_1():
-    train, infer = cell_args(2, 16, SensitivitySettings(width=4), "params.yaml")
-    assert train == ["--max-epochs", "2", "--width", "4", "--gridsize", "1", "--n-groups", "16", "--params", "params.yaml"]
-    assert infer == ["--n-groups", "16", "--params", "params.yaml"]
+def test_the_cells_run_single_patterns_and_are_named_as_the_matrix_names_them():
+    assert RecipeRun.of("params.yaml", "sensitivity").config.model.gridsize == 1  # images = groups
     assert cell_name(2, 16) == "e2_n16"  # as dvc.yaml's matrix names the metrics file
 
 
@@ -31,6 +30,6 @@ def test_table_orders_cells_by_epochs_then_images(tmp_path):
 
 @pytest.mark.slow
 def test_one_real_cell(fixture_path):
-    cell = run_cell(str(fixture_path), 1, 16, SensitivitySettings(repeats=2, width=4), params_path="params.yaml")
+    cell = run_cell(str(fixture_path), 1, 16, SensitivitySettings(repeats=2), RecipeRun.of("params.yaml", "sensitivity"))
     assert cell["deterministic"] and cell["total_s"]["n"] == 2 and cell["total_s"]["median"] > 0
     assert cell["artifacts"]["bundle_bytes"] > 0 and cell["n_images"] == 16

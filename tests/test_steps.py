@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 
-from ptychoreg.steps import ANNOUNCE, STOP_AT
+from ptychoreg.core.steps import ANNOUNCE, STOP_AT
 
-PROGRAM = "from ptychoreg.steps import step\nstep('one')\nprint('after one', flush=True)\nstep('two')\nprint('end')\n"
+PROGRAM = "from ptychoreg.core.steps import step\nstep('one')\nprint('after one', flush=True)\nstep('two')\nprint('end')\n"
 
 
 def _start(**env):

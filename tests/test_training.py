@@ -6,20 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from ptychoreg.config import build_config
-from ptychoreg.contract import load_npz
-from ptychoreg.errors import PtychoError
-from ptychoreg.inference import reconstruct
-from ptychoreg.model.bundle import Bundle
-from ptychoreg.quality import quality_report
-from ptychoreg.training import configure_runtime, select_device, train_model
+from ptychoreg.core.config import Config
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.inference import reconstruct
+from ptychoreg.core.model.bundle import Bundle
+from ptychoreg.evaluation.quality import quality_report
+from ptychoreg.core.training import configure_runtime, select_device, train_model
 
 
 def _config(**train):
     base = {"max_epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "seed": 5, "val_fraction": 0.0}
     base.update(train)
     gridsize = base.pop("gridsize", 1)
-    return build_config({"model": {"width": 4, "gridsize": gridsize}, "train": base})
+    return Config.model_validate({"model": {"width": 4, "gridsize": gridsize}, "train": base})
 
 
 def _bundle(result, config) -> Bundle:
@@ -63,7 +63,7 @@ def test_gridsize_two_trains_and_infers_end_to_end(fixture_data):
 
 
 def test_a_gridsize_two_run_starts_from_a_gridsize_one_model(fixture_data, tmp_path):
-    from ptychoreg.training import save_training
+    from ptychoreg.core.training import save_training
 
     first_config = _config(max_epochs=2)
     first = train_model(first_config, fixture_data, log=lambda _: None)
@@ -73,7 +73,7 @@ def test_a_gridsize_two_run_starts_from_a_gridsize_one_model(fixture_data, tmp_p
     logged = []
     second = train_model(config, fixture_data, log=logged.append, init_model=tmp_path / "model.pt")
     assert f"starting from {tmp_path / 'model.pt'}" in logged[0]
-    from ptychoreg.fileio import file_digest
+    from ptychoreg.core.fileio import file_digest
 
     assert second.init_model == {"path": str(tmp_path / "model.pt"), "sha256": file_digest(tmp_path / "model.pt", "sha256")}
     for name, weights in first.model.state_dict().items():
@@ -84,11 +84,11 @@ def test_a_gridsize_two_run_starts_from_a_gridsize_one_model(fixture_data, tmp_p
 
 
 def test_an_initial_model_of_another_width_is_refused(fixture_data, tmp_path):
-    from ptychoreg.training import save_training
+    from ptychoreg.core.training import save_training
 
     config = _config(max_epochs=1)
     save_training(tmp_path, train_model(config, fixture_data, log=lambda _: None), config, fixture_data)
-    wider = build_config({"model": {"width": 8}, "train": {"max_epochs": 1, "val_fraction": 0.0}})
+    wider = Config.model_validate({"model": {"width": 8}, "train": {"max_epochs": 1, "val_fraction": 0.0}})
     with pytest.raises(PtychoError, match=r"model.pt.*architecture.*\(64, 4, True\) differ from this run's \(64, 8, True\)"):
         train_model(wider, fixture_data, log=lambda _: None, init_model=tmp_path / "model.pt")
 
@@ -121,7 +121,7 @@ def test_runtime_is_deterministic_and_threads_pinned():
 
 def test_float64_never_reaches_the_model(fixture_data, monkeypatch):
     seen = []
-    from ptychoreg.model import network
+    from ptychoreg.core.model import network
 
     original = network.PtychoNet.forward
     monkeypatch.setattr(network.PtychoNet, "forward", lambda self, x: seen.append(x.dtype) or original(self, x))

@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # files only: no display, the same renderer on every mach
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ptychoreg.fileio import write_bytes  # noqa: E402
+from ptychoreg.core.fileio import write_bytes  # noqa: E402
 
 _OUTSIDE = "#282828"  # unscanned pixels
 
@@ -66,7 +66,7 @@ def run_figures(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     """The figures of train + infer run folders: loss_curve.png from the first history.json, and
     amplitude.png / phase.png with one panel per reconstruction.npz (titled by `labels`, default the
     folder names), beside the true object when `truth` is given. Returns the paths written."""
-    from ptychoreg.quality import remove_global_phase
+    from ptychoreg.evaluation.quality import remove_global_phase
 
     runs, out = [Path(d) for d in run_dirs], Path(out_dir)
     written = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import add_params_arg, entry_points, load_params, log
 
 EXIT_DRIFT = 1
 
@@ -27,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv):
     args = parser().parse_args(argv)
     from ptychoreg.harness.drift import collect, evaluate, format_table
-    from ptychoreg.config import DriftSettings
+    from ptychoreg.core.config import DriftSettings
 
     params, source = load_params(args.params)
     settings = DriftSettings.from_params(params.get("drift"), where=source)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.cli._common import entry_points, log
+from ptychoreg.core.cli import entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:

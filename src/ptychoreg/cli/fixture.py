@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,19 +27,18 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv):
     args = parser().parse_args(argv)
     import time
-    from dataclasses import replace
 
-    from ptychoreg.fileio import write_json
-    from ptychoreg.fixture import fixture_metrics, generate
-    from ptychoreg.config import FixtureSpec, check_section
+    from ptychoreg.core.config import FixtureSpec, validated
+    from ptychoreg.core.fileio import write_json
+    from ptychoreg.harness.fixture import fixture_metrics, generate
 
     params, source = load_params(args.params)
     spec = FixtureSpec.from_params(params.get("fixture"), where=source)
     overrides = {"subset_size": args.subset_size, "strategy": args.strategy, "output": args.output}
     if args.output and not args.metadata_out:
         overrides["sidecar"] = None  # beside the given output, not at the params' default place
-    spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None or k == "sidecar"})
-    check_section(spec, "fixture", "command line")
+    given = {k: v for k, v in overrides.items() if v is not None or k == "sidecar"}
+    spec = validated(FixtureSpec, {**spec.model_dump(), **given}, "command line", "fixture")
     started = time.perf_counter()
     sidecar = generate(args.source, spec, output=spec.output, metadata_out=args.metadata_out, layout=args.layout)
     seconds = time.perf_counter() - started

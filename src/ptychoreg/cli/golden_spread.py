@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import add_recipe_args, entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -13,7 +13,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fixture", required=True)
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--report", required=True)
-    add_params_arg(p)
+    add_recipe_args(p, default="regression", params="params.yaml")
     return p
 
 
@@ -22,17 +22,12 @@ def _main(argv):
     import tempfile
     from pathlib import Path
 
-    from ptychoreg.fileio import write_json, write_text
-    from ptychoreg.config import RegressSettings
+    from ptychoreg.core.fileio import write_json, write_text
     from ptychoreg.harness.golden import measure_spread, spread_markdown
-    from ptychoreg.harness.regress import train_args
-    from ptychoreg.harness.runner import params_args
+    from ptychoreg.harness.runner import RecipeRun
 
-    params, source = load_params(args.params)
-    settings = RegressSettings.from_params(params.get("regress"), where=source)
     with tempfile.TemporaryDirectory(prefix="ptychoreg-spread-") as work:
-        records, dev = measure_spread(args.fixture, train_args(settings, args.params), params_args(args.params),
-                                      settings.threads, Path(work), log=log)
+        records, dev = measure_spread(args.fixture, RecipeRun.of(args.params, args.recipe), Path(work), log=log)
     write_json(args.metrics_out, {"variants": sorted(records), "deviation": dev})
     write_text(args.report, spread_markdown(dev, list(records)))
     log(f"wrote {args.metrics_out} and {args.report}")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ptychoreg.cli._common import add_params_arg, entry_points, hide_cuda_unless, load_params, log
-from ptychoreg.config import add_section_flags
-from ptychoreg.steps import Phases
+from ptychoreg.core.cli import add_recipe_args, entry_points, hide_cuda_unless, log, run_config
+from ptychoreg.core.config import add_section_flags
+from ptychoreg.core.steps import Phases
 
 
 def parser() -> argparse.ArgumentParser:
@@ -22,46 +22,32 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=("NHW", "HWN"), help="diffraction layout, overriding detection")
     p.add_argument("--timings-out", help="write the wall seconds of the run's phases here (JSON); "
                                          "never into --output-dir, whose files are the same bytes on every run")
-    add_params_arg(p)
+    add_recipe_args(p)
     add_section_flags(p, "infer")
     return p
 
 
 def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
-    hide_cuda_unless(args.accelerator)
     started = time.perf_counter()
     phases = Phases()
 
-    from dataclasses import fields
     from pathlib import Path
 
-    from ptychoreg.config import InferConfig, load_section
-    from ptychoreg.contract import load_npz
+    from ptychoreg.core.contract import load_npz
 
-    params, params_source = load_params(args.params)
-    config = load_section("infer", params, params_source, {f.name: getattr(args, f.name) for f in fields(InferConfig)})
+    config = run_config(args, ("infer",)).infer
+    hide_cuda_unless(config.accelerator)
     data = load_npz(args.data, layout=args.layout)
     phases.done("settings and data")
 
     # torch only now: bad parameters and bad data are refused in a fraction of a second.
-    from ptychoreg.inference import reconstruct, save_reconstruction
-    from ptychoreg.model.bundle import load_bundle
-    from ptychoreg.training import configure_runtime, select_device
+    from ptychoreg.core.inference import infer_to
 
     phases.done("imports (torch, ours)")
-    device = select_device(config.accelerator)
-    configure_runtime(0, config.threads, device, deterministic=False)
-    bundle = load_bundle(args.model, device)
-    result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size, gridsize=config.gridsize)
-    phases.done("inference and stitching")
     out = Path(args.output_dir)
-    from ptychoreg.fileio import path_from
-
-    # The model as seen from the output folder: the same bytes wherever the run was staged.
-    summary = save_reconstruction(out, result, data, {"model": path_from(out, args.model), "data": str(args.data),
-                                                      "device": str(device)})
-    phases.done("quality figures and writing")
+    summary = infer_to(out, args.model, data, config)
+    phases.done("inference, stitching, figures and writing")
     if "quality" in summary:
         q, flat = summary["quality"], summary["quality"]["baseline_flat"]
         log(f"quality: amplitude corr {q['amplitude']['correlation']:.4f} ssim {q['amplitude']['ssim']:.4f}; "

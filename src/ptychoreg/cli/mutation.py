@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import add_recipe_args, entry_points, load_params, log
 
 EXIT_ESCAPED = 1
 
@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--report", required=True)
     p.add_argument("--only", action="append", help="run only this mutant (repeatable)")
-    add_params_arg(p)
+    add_recipe_args(p, default="regression", params="params.yaml")
     return p
 
 
@@ -30,26 +30,25 @@ def _main(argv):
     import tempfile
     from pathlib import Path
 
-    from ptychoreg.errors import PtychoError
-    from ptychoreg.fileio import write_json, write_text
-    from ptychoreg.fixture import recorded_sha256, verify_fixture
-    from ptychoreg.config import FixtureSpec
+    from ptychoreg.core.errors import PtychoError
+    from ptychoreg.core.fileio import write_json, write_text
+    from ptychoreg.core.config import load_section
     from ptychoreg.harness import mutation
-    from ptychoreg.config import RegressSettings
-    from ptychoreg.config import GateSettings
+    from ptychoreg.harness.fixture import recorded_sha256, verify_fixture
+    from ptychoreg.harness.mutants import MUTANTS
+    from ptychoreg.harness.runner import RecipeRun
 
     params, source = load_params(args.params)
     expected = recorded_sha256(args.fixture_metrics)
     verify_fixture(args.fixture, expected, args.fixture_metrics)
-    mutants = tuple(m for m in mutation.MUTANTS if not args.only or m.name in args.only)
-    unknown = set(args.only or ()) - {m.name for m in mutation.MUTANTS}
+    mutants = tuple(m for m in MUTANTS if not args.only or m.name in args.only)
+    unknown = set(args.only or ()) - {m.name for m in MUTANTS}
     if unknown:
         raise PtychoError(None, f"unknown mutant(s) {', '.join(sorted(unknown))}", key="--only")
     setup = mutation.RunSetup(
-        canonical=args.canonical, fixture=Path(args.fixture), fixture_spec=FixtureSpec.from_params(params.get("fixture"), where=source),
-        expected_sha256=expected, regress=RegressSettings.from_params(params.get("regress"), where=source),
-        params_path=args.params, golden_test=args.golden_test)
-    gate = GateSettings.from_params(params.get("runtime_gate"), where=source)
+        canonical=args.canonical, fixture=Path(args.fixture), fixture_spec=load_section("fixture", params, source),
+        expected_sha256=expected, run=RecipeRun.of(args.params, args.recipe), golden_test=args.golden_test)
+    gate = load_section("runtime_gate", params, source)
     with tempfile.TemporaryDirectory(prefix="ptychoreg-mutation-") as work:
         # 5 runtime pairs: with 3 the 30 % mutant measured between x1.17 and x1.41 against a x1.12 limit.
         result = mutation.run_mutants(setup, mutants, gate.max_slowdown, pairs=5, work=Path(work), log=log,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.cli._common import entry_points, log
+from ptychoreg.core.cli import entry_points, log
 
 EXIT_DIFFERS = 1
 
@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _pinned_line() -> bool:
-    from ptychoreg import numerics
+    from ptychoreg.core import numerics
 
     reasons = numerics.outside_pinned_set()
     if reasons:
@@ -93,7 +93,7 @@ def _main(argv):
     if args.command == "verify":
         unknown = sorted(set(args.stages) - set(order))
         if unknown:
-            from ptychoreg.errors import PtychoError
+            from ptychoreg.core.errors import PtychoError
 
             raise PtychoError("dvc.yaml", f"no stage {', '.join(unknown)} (stages: {', '.join(order)})")
         stages = [s for s in order if s in args.stages] if args.stages else o.reproducible_stages(order, outputs)

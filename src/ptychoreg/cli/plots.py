@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.cli._common import entry_points, log
+from ptychoreg.core.cli import entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,8 +24,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.contract import load_npz
-    from ptychoreg.errors import PtychoError
+    from ptychoreg.core.contract import load_npz
+    from ptychoreg.core.errors import PtychoError
     from ptychoreg.plots import run_figures
 
     truth = load_npz(args.data).object if args.data else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.cli._common import EXIT_ERROR, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import EXIT_ERROR, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,8 +24,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.fileio import write_json, write_text
-    from ptychoreg.profile import cross_check, profile_dataset, report_markdown
+    from ptychoreg.core.fileio import write_json, write_text
+    from ptychoreg.harness.profile import cross_check, profile_dataset, report_markdown
 
     params, _ = load_params(args.params)
     profile = profile_dataset(args.source, layout=args.layout)

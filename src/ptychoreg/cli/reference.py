@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,13 +25,12 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv):
     args = parser().parse_args(argv)
     import time
-    from dataclasses import asdict
     from pathlib import Path
 
-    from ptychoreg.config import ReferenceSettings
-    from ptychoreg.contract import load_npz
-    from ptychoreg.errors import PtychoError
-    from ptychoreg.fileio import write_json, write_npz
+    from ptychoreg.core.config import ReferenceSettings
+    from ptychoreg.core.contract import load_npz
+    from ptychoreg.core.errors import PtychoError
+    from ptychoreg.core.fileio import write_json, write_npz
 
     params, source = load_params(args.params)
     settings = ReferenceSettings.from_params(params.get("reference"), where=source)
@@ -41,8 +40,8 @@ def _main(argv):
 
     import torch
 
-    from ptychoreg.quality import headline, quality_report
-    from ptychoreg.reference import epie, scanned_region
+    from ptychoreg.evaluation.quality import headline, quality_report
+    from ptychoreg.evaluation.reference import epie, scanned_region
 
     torch.set_num_threads(settings.threads)
     started = time.perf_counter()
@@ -52,13 +51,13 @@ def _main(argv):
     write_npz(Path(args.out_dir) / "reconstruction.npz", {"object": result.object, "mask": mask})
     metrics = {
         "method": "ePIE, known probe and positions",
-        "settings": asdict(settings),
+        "settings": settings.model_dump(),
         "data": args.data,
         "amplitude_error_last": result.history[-1]["amplitude_error"],
         **headline(quality_report(result.object, data.object, mask)),
     }
     write_json(args.metrics_out, metrics)
-    from ptychoreg.steps import own_peak_rss_mb
+    from ptychoreg.core.steps import own_peak_rss_mb
 
     write_json(args.timing_out, {"seconds": seconds, "epoch_seconds": [round(h["seconds"], 5) for h in result.history],
                                  "peak_rss_mb": own_peak_rss_mb()})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import add_recipe_args, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,21 +19,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--staged-run", help="the infer_fixture stage's output folder: the timed runs must reproduce its bytes")
     p.add_argument("--metrics-out", default="metrics/regression.json")
     p.add_argument("--runtime-plot", default="reports/regression/runtime.json")
-    add_params_arg(p)
+    add_recipe_args(p, default="regression", params="params.yaml")
     return p
 
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.config import RegressSettings
-    from ptychoreg.fileio import write_json
-    from ptychoreg.fixture import recorded_sha256
+    from ptychoreg.core.config import RegressSettings
+    from ptychoreg.core.fileio import write_json
+    from ptychoreg.harness.fixture import recorded_sha256
     from ptychoreg.harness.regress import run_regression
+    from ptychoreg.harness.runner import RecipeRun
 
     params, source = load_params(args.params)
     settings = RegressSettings.from_params(params.get("regress"), where=source)
     expected = recorded_sha256(args.fixture_metrics)
-    metrics, per_repeat = run_regression(args.fixture, expected, settings, params_path=args.params,
+    metrics, per_repeat = run_regression(args.fixture, expected, settings, RecipeRun.of(args.params, args.recipe),
                                          staged_run=args.staged_run, log=log)
     write_json(args.runtime_plot, per_repeat)
     write_json(args.metrics_out, metrics)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.cli._common import entry_points, log
+from ptychoreg.core.cli import entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,8 +29,8 @@ def _main(argv):
     import json
     from pathlib import Path
 
-    from ptychoreg.errors import PtychoError
-    from ptychoreg.fileio import write_text
+    from ptychoreg.core.errors import PtychoError
+    from ptychoreg.core.fileio import write_text
     from ptychoreg.harness.reports import fixture_notes, regression_report
     from ptychoreg.harness.sensitivity import read_cells
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.cli._common import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import add_recipe_args, entry_points, load_params, log
 
 EXIT_SLOWER = 1
 
@@ -25,30 +25,29 @@ def parser() -> argparse.ArgumentParser:
                    help="time three checkouts of HEAD (base, same, slowed) for this many gate decisions")
     p.add_argument("--slowdown", type=float, default=0.3, help="injected slowdown for --measure-error-rates")
     p.add_argument("--report", help="with --measure-error-rates: the markdown report")
-    add_params_arg(p)
+    add_recipe_args(p, default="regression", params="params.yaml")
     return p
 
 
 def _main(argv):
     args = parser().parse_args(argv)
     import signal
-    from dataclasses import replace
 
     def interrupted(signum, frame):
         raise KeyboardInterrupt  # so the scratch checkouts are removed on the way out
 
     signal.signal(signal.SIGTERM, interrupted)
 
-    from ptychoreg.fileio import write_json, write_text
+    from ptychoreg.core.fileio import write_json, write_text
     from ptychoreg.harness import runtime_gate as gate_lib
-    from ptychoreg.config import GateSettings, RegressSettings
+    from ptychoreg.core.config import load_section
+    from ptychoreg.harness.runner import RecipeRun
 
     params, source = load_params(args.params)
-    regress = RegressSettings.from_params(params.get("regress"), where=source)
-    gate = GateSettings.from_params(params.get("runtime_gate"), where=source)
-    gate = replace(gate, **{k: v for k, v in (("base", args.base), ("pairs", args.pairs)) if v is not None})
+    regression = RecipeRun.of(args.params, args.recipe)
+    gate = load_section("runtime_gate", params, source).with_changes("command line", base=args.base, pairs=args.pairs)
     if args.measure_error_rates:
-        result = gate_lib.measure_error_rates(args.fixture, regress, gate, args.measure_error_rates, args.slowdown, log=log)
+        result = gate_lib.measure_error_rates(args.fixture, regression, gate, args.measure_error_rates, args.slowdown, log=log)
         report = gate_lib.error_rates_markdown(result)
         if args.report:
             write_text(args.report, report)
@@ -56,7 +55,7 @@ def _main(argv):
             write_json(args.metrics_out, result)
         log(report)
         return 0
-    result = gate_lib.run_gate(args.fixture, regress, gate, log=log)
+    result = gate_lib.run_gate(args.fixture, regression, gate, log=log)
     log(gate_lib.format_verdict(result, gate.max_slowdown))
     if args.metrics_out:
         write_json(args.metrics_out, {"base": gate.base, "pairs": gate.pairs, "max_slowdown": gate.max_slowdown,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ptychoreg.cli._common import add_params_arg, entry_points, hide_cuda_unless, load_params, log
-from ptychoreg.config import add_section_flags
-from ptychoreg.steps import Phases
+from ptychoreg.core.cli import add_recipe_args, entry_points, hide_cuda_unless, log, run_config
+from ptychoreg.core.config import add_section_flags
+from ptychoreg.core.steps import Phases
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
                                         "gridsize): how a gridsize-2 run starts from a gridsize-1 model")
     p.add_argument("--timings-out", help="write the wall seconds of the run's phases and epochs here (JSON); "
                                          "never into --output-dir, whose files are the same bytes on every run")
-    add_params_arg(p)
+    add_recipe_args(p)
     add_section_flags(p, "model")
     add_section_flags(p, "train")
     return p
@@ -31,31 +31,25 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
-    hide_cuda_unless(args.accelerator)
     started = time.perf_counter()
     phases = Phases()
 
-    from dataclasses import fields
     from pathlib import Path
 
-    from ptychoreg.config import SECTIONS, build_config
-    from ptychoreg.contract import load_npz
+    from ptychoreg.core.contract import load_npz
 
-    params, params_source = load_params(args.params)
-    overrides = {section: {f.name: getattr(args, f.name) for f in fields(SECTIONS[section])} for section in ("model", "train")}
-    config = build_config(params, overrides, where=params_source)
+    config = run_config(args, ("model", "train"))
+    hide_cuda_unless(config.train.accelerator)
     data = load_npz(args.data, layout=args.layout)
     phases.done("settings and data")
 
     # torch only now: bad parameters and bad data are refused in a fraction of a second.
-    from ptychoreg.training import save_training, train_model
+    from ptychoreg.core.training import train_to
 
     phases.done("imports (torch, ours)")
-    result = train_model(config, data, log=log, init_model=args.init_model)
-    phases.done("training")
     out = Path(args.output_dir)
-    save_training(out, result, config, data)
-    phases.done("writing")
+    result = train_to(out, config, data, log=log, init_model=args.init_model)
+    phases.done("training and writing")
     log(f"wrote {out / 'model.pt'} and history.json in {time.perf_counter() - started:.2f} s")
     phases.write(args.timings_out, epoch_seconds=[round(s, 5) for s in result.epoch_seconds])
     return 0

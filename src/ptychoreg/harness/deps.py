@@ -1,4 +1,5 @@
 """Which of our source files a command imports: the code a DVC stage running it depends on.
+dvc.yaml declares code as directories (tests/test_deps.py checks each stage's closure lies inside them).
 
 Static: every `import ptychoreg...` / `from ptychoreg... import` in a module, at any depth (the CLIs import
 lazily inside functions), followed transitively, with each package's `__init__.py`. A string constant
@@ -73,46 +74,3 @@ def stage_code(cmd: str | list[str], root: Path = Path(".")) -> set[Path]:
             conftests = {t.parent / "conftest.py" for t in tests if (t.parent / "conftest.py").is_file()}
             found |= import_closure("", root / "src", tuple(tests) + tuple(conftests))
     return found
-
-
-def rewrite_deps(text: str, root: Path = Path(".")) -> str:
-    """dvc.yaml `text` with every stage's `src/ptychoreg/...` deps replaced by the files its command
-    loads (other deps, comments and order kept)."""
-    import re
-
-    import yaml
-
-    stages = yaml.safe_load(text)["stages"]
-    for name, spec in stages.items():
-        code = sorted(p.as_posix() for p in stage_code(spec["cmd"], root))
-        if not code:
-            continue
-        start = text.index(f"\n  {name}:\n")
-        block_start = text.index("    deps:\n", start) + len("    deps:\n")
-        block = re.match(r"(?:      - .*\n)+", text[block_start:])
-        lines = block.group(0).splitlines()
-        kept = [line for line in lines if line.strip() != f"- {PACKAGE_DIR}"
-                and not line.strip().startswith(f"- {PACKAGE_DIR}/")]
-        # Data deps (${...}) first, then our code, then the rest, as the file lays them out.
-        head = [line for line in kept if "${" in line]
-        tail = [line for line in kept if "${" not in line]
-        new = head + [f"      - {c}" for c in code] + tail
-        text = text[:block_start] + "\n".join(new) + "\n" + text[block_start + block.end():]
-    return text
-
-
-if __name__ == "__main__":
-    # python -m ptychoreg.harness.deps            rewrite dvc.yaml's code deps from the import graph
-    # python -m ptychoreg.harness.deps --check    exit 1 when dvc.yaml disagrees with the import graph
-    import sys
-
-    dvc_yaml = Path("dvc.yaml")
-    current = dvc_yaml.read_text()
-    wanted = rewrite_deps(current)
-    if "--check" in sys.argv[1:]:
-        sys.exit(0 if wanted == current else 1)
-    if wanted != current:
-        from ptychoreg.fileio import write_text
-
-        write_text(dvc_yaml, wanted)
-        print("dvc.yaml: code deps rewritten from the import graph")

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from dataclasses import dataclass
 
-from ptychoreg.config import DriftSettings
+from ptychoreg.core.config import DriftSettings
 from ptychoreg.harness.dvc import dvc_json
 
 FIXTURE_METRICS = "metrics/fixture.json"

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from ptychoreg.errors import PtychoError
+from ptychoreg.core.errors import PtychoError
 
 
 def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ptychoreg.contract import PtychoData
-from ptychoreg.quality import headline, remove_global_phase
+from ptychoreg.core.contract import PtychoData
+from ptychoreg.evaluation.quality import headline, remove_global_phase
 
 BLOCKS = 8  # the fingerprint's grid: BLOCKS x BLOCKS block means over the scanned region's bounding box
 TABLES = ("epochs", "figures", "blocks")
@@ -30,8 +30,8 @@ def true_patch_nll(data: PtychoData) -> float:
     """Mean Poisson NLL of the measured patterns when the network would predict the true patches exactly."""
     import torch
 
-    from ptychoreg.dataset import intensity_scale
-    from ptychoreg.model.physics import forward_amplitude, poisson_nll
+    from ptychoreg.core.dataset import intensity_scale
+    from ptychoreg.core.model.physics import forward_amplitude, poisson_nll
 
     patches = torch.from_numpy(data.patches.astype(np.complex64))
     probe = torch.from_numpy(data.probe.astype(np.complex64))
@@ -81,7 +81,7 @@ def golden_record(run_dir: str | Path, data: PtychoData, infer_dir: str | Path |
 
 
 def write_record(path: str | Path, record: dict) -> None:
-    from ptychoreg.fileio import write_text
+    from ptychoreg.core.fileio import write_text
 
     # NaN (no validation split) is legal here: the record is read back by Python only.
     write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
@@ -91,7 +91,7 @@ def read_record(path: str | Path) -> dict:
     record = json.loads(Path(path).read_text())
     missing = [t for t in TABLES if t not in record]
     if missing:
-        from ptychoreg.errors import PtychoError
+        from ptychoreg.core.errors import PtychoError
 
         raise PtychoError(path, f"golden record lacks table(s) {', '.join(missing)}")
     return record
@@ -103,7 +103,7 @@ def read_record(path: str | Path) -> dict:
 # kernels or the order of floating-point reductions, as another CPU family does. Golden values are the
 # check for machines outside the pinned set (ARM, GPU, PTYCHOREG_NUMERICS=native), so every variant but
 # the pinned one runs native: each library picks its kernels, capped only as the variant says.
-# (None: regress.threads.)
+# (None: the recipe's threads.)
 _NATIVE = {"PTYCHOREG_NUMERICS": "native"}
 SPREAD_VARIANTS = {
     "reference": (_NATIVE, None),
@@ -134,17 +134,16 @@ def deviations(records: dict[str, dict], reference: str = "reference") -> dict:
     return out
 
 
-def measure_spread(fixture: str, args: list[str], infer_args: list[str], threads_default: int, work: Path,
-                   log=print) -> tuple[dict, dict]:
-    """Run the regression once per SPREAD_VARIANTS entry; return (records, deviations)."""
-    from ptychoreg.contract import load_npz
+def measure_spread(fixture: str, run, work: Path, log=print) -> tuple[dict, dict]:
+    """Run the regression (`run`, a RecipeRun) once per SPREAD_VARIANTS entry; return (records, deviations)."""
+    from ptychoreg.core.contract import load_npz
     from ptychoreg.harness.runner import run_train_infer
 
     data = load_npz(fixture)
     records = {}
     for name, (env, threads) in SPREAD_VARIANTS.items():
         out = work / "".join(c if c.isalnum() else "_" for c in name)
-        run_train_infer(fixture, out, args, infer_args, threads or threads_default, env=env)
+        run_train_infer(fixture, out, run.with_threads(threads) if threads else run, env=env)
         records[name] = golden_record(out, data)
         log(f"{name}: train loss {records[name]['epochs']['train_loss'][-1]:.8g}")
     return records, deviations(records)

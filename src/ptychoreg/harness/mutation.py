@@ -1,4 +1,5 @@
-"""The regression measures its own power: known bug classes, applied one at a time, must each be caught.
+"""The regression measures its own power: known bug classes (the catalogue, `ptychoreg.harness.mutants`),
+applied one at a time, must each be caught.
 
 Each mutant is a small realistic mistake, applied in-process by replacing one function (every reference to
 it in our loaded modules) for the duration of one run, so an interrupted run leaves the source untouched.
@@ -7,9 +8,9 @@ A run does what `dvc repro` does with the code under test, in-process, on the re
 1. rebuild the fixture from the canonical dataset; its sha256 must equal `metrics/fixture.json`
    (`fixture bytes`); stitching the committed fixture's true patches must give back its object
    (`orientation`);
-2. train and infer through the CLIs' `main` on the committed fixture, as `regress` does when the fixture
-   was pulled (`run` when either fails), with the regression's own checks (`loss falls`, `finite`,
-   `object frame`);
+2. train and infer the regression recipe through the library (`train_to`, `infer_to`: what the CLIs
+   run) on the committed fixture, as `regress` does when the fixture was pulled (`run` when either
+   fails), with the regression's own checks (`loss falls`, `finite`, `object frame`);
 3. compare the run's golden record with the committed golden values through the same pytest module the
    `regress` stage runs (`golden:<table>`);
 4. only for a mutant that passed all of those: its resources against the unmutated code's, with the
@@ -23,8 +24,6 @@ The unmutated control must pass every check, or the score means nothing and the 
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import statistics
 import subprocess
 import sys
@@ -35,23 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
+from ptychoreg.core.errors import PtychoError
 
-from ptychoreg.errors import PtychoError
+from ptychoreg.harness.mutants import MUTANTS, NO_MUTANT, Mutant
 
 # Modules a run loads; imported before patching, so every binding of a replaced function is found.
-RUN_MODULES = ("ptychoreg.cli.train", "ptychoreg.cli.infer", "ptychoreg.training", "ptychoreg.inference",
-               "ptychoreg.fixture", "ptychoreg.harness.regress", "ptychoreg.harness.golden", "ptychoreg.model.bundle")
-
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str
-    bug_class: str
-    what: str  # the mistake, in words
-    module: str  # where the replaced function lives
-    function: str
-    make: Callable[[Callable], Callable]  # original -> mutated
+RUN_MODULES = ("ptychoreg.core.config", "ptychoreg.core.training", "ptychoreg.core.inference", "ptychoreg.harness.fixture",
+               "ptychoreg.harness.regress", "ptychoreg.harness.golden", "ptychoreg.core.model.bundle")
 
 
 @contextlib.contextmanager
@@ -74,196 +63,6 @@ def applied(mutant: Mutant) -> Iterator[None]:
             setattr(module, mutant.function, original)
 
 
-# ---- the curated bug classes ----------------------------------------------------------------------------
-
-def _with_data(change: Callable) -> Callable[[Callable], Callable]:
-    """A loader that returns what `change(data)` makes of the validated dataset."""
-    from dataclasses import replace
-
-    def make(load_npz):
-        def load(path, layout=None):
-            data = load_npz(path, layout=layout)
-            return replace(data, **change(data))
-        return load
-    return make
-
-
-def _stitch_with(change: Callable) -> Callable[[Callable], Callable]:
-    def make(stitch):
-        def mutated(patches, ycoords, xcoords, canvas_shape, trusted):
-            return stitch(*change(patches, ycoords, xcoords), canvas_shape, trusted)
-        return mutated
-    return make
-
-
-def _first_patterns(build_fixture):
-    """PtychoPINN's fixture bug: the first n patterns paired with the stratified subset's coordinates."""
-    def mutated(data, spec):
-        fixture = build_fixture(data, spec)
-        n = len(fixture.indices)
-        for key in ("diffraction", "diff3d"):
-            fixture.arrays[key] = data.diffraction[:n].astype(fixture.arrays[key].dtype)
-        return fixture
-    return mutated
-
-
-def _flipped_layout(detect_layout):
-    def mutated(*args, **kwargs):
-        decision = detect_layout(*args, **kwargs)
-        if decision.evidence.startswith("ambiguous"):
-            flipped = "HWN" if decision.layout == "NHW" else "NHW"
-            return type(decision)(flipped, decision.evidence)
-        return decision
-    return mutated
-
-
-def _float64_tensors(group_tensors):
-    def mutated(diffraction, groups, norm_factor):
-        import torch
-
-        tensors = group_tensors(diffraction, groups, norm_factor)
-        return type(tensors)(tensors.inputs.to(torch.float64), tensors.measured.to(torch.float64), tensors.offsets)
-    return mutated
-
-
-def _unseeded_batches(batches):
-    def mutated(tensors, batch_size, generator=None):
-        import torch
-
-        if generator is not None:
-            generator = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
-        return batches(tensors, batch_size, generator)
-    return mutated
-
-
-def _ignores_n_groups(build_config):
-    def mutated(params=None, overrides=None, where="params"):
-        overrides = {section: {k: v for k, v in values.items() if k != "n_groups"}
-                     for section, values in (overrides or {}).items()}
-        return build_config(params, overrides, where)
-    return mutated
-
-
-def _amplitude_units(poisson_nll):
-    def mutated(predicted, measured, intensity_scale):
-        return poisson_nll(predicted, measured, 1.0)  # the intensity scale forgotten: not photon counts
-    return mutated
-
-
-def _untrained(load_bundle):
-    def mutated(path, device="cpu"):
-        import torch
-
-        bundle = load_bundle(path, device)
-        torch.manual_seed(0)
-        for layer in bundle.model.modules():
-            if hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
-        return bundle
-    return mutated
-
-
-def _keeps_activations(predict_patches):
-    """Activation logging left on: a forward hook on every layer keeps each training batch's outputs (and
-    so their memory) for the whole run. The numbers do not change."""
-    kept = []
-
-    def mutated(model, inputs, offsets, window):
-        if model.training and not getattr(model, "_logging_activations", False):
-            for layer in model.modules():
-                if not any(layer.children()):
-                    layer.register_forward_hook(lambda m, i, o: kept.append(o) if m.training else None)
-            model._logging_activations = True
-        return predict_patches(model, inputs, offsets, window)
-    return mutated
-
-
-def _materialised_stitch(stitch):
-    """A vectorised stitcher that puts every patch on a complex128 canvas of its own before summing: the
-    stack's memory (patterns x object frame x 16 bytes, ~0.9 GB for the canonical scan) for the same
-    object."""
-    def mutated(patches, ycoords, xcoords, canvas_shape, trusted):
-        stack = np.ones((len(patches), *canvas_shape), np.complex128)  # every page written: resident
-        result = stitch(patches, ycoords, xcoords, canvas_shape, trusted)
-        return result if stack.size else None
-    return mutated
-
-
-def _slower(fraction: float) -> Callable[[Callable], Callable]:
-    def make(function):
-        def mutated(*args, **kwargs):
-            started = time.perf_counter()
-            result = function(*args, **kwargs)
-            until = time.perf_counter() + fraction * (time.perf_counter() - started)
-            while time.perf_counter() < until:
-                pass
-            return result
-        return mutated
-    return make
-
-
-MUTANTS = (
-    Mutant("diffraction-float16", "diffraction rounded or quantised",
-           "diffraction quantised to float16 when loaded", "ptychoreg.contract", "load_npz",
-           _with_data(lambda d: {"diffraction": d.diffraction.astype(np.float16).astype(d.diffraction.dtype)})),
-    Mutant("diffraction-rounded", "diffraction rounded or quantised",
-           "amplitudes rounded to whole numbers when loaded", "ptychoreg.contract", "load_npz",
-           _with_data(lambda d: {"diffraction": np.round(d.diffraction)})),
-    Mutant("first-n-patterns", "patterns paired with the wrong coordinates",
-           "fixture takes the first n patterns but the stratified subset's coordinates", "ptychoreg.fixture",
-           "build_fixture", lambda f: _first_patterns(f)),
-    Mutant("coords-shifted-by-one", "patterns paired with the wrong coordinates",
-           "coordinates rolled by one position against the patterns when loaded", "ptychoreg.contract", "load_npz",
-           _with_data(lambda d: {"xcoords": np.roll(d.xcoords, 1), "ycoords": np.roll(d.ycoords, 1)})),
-    Mutant("stitch-mirrored", "stitching mirrored, transposed or off by one pixel",
-           "stitcher point-reflects every patch", "ptychoreg.geometry", "stitch",
-           _stitch_with(lambda p, y, x: (p[:, ::-1, ::-1], y, x))),
-    Mutant("stitch-transposed", "stitching mirrored, transposed or off by one pixel",
-           "stitcher transposes every patch", "ptychoreg.geometry", "stitch",
-           _stitch_with(lambda p, y, x: (np.swapaxes(p, 1, 2), y, x))),
-    Mutant("stitch-off-by-one", "stitching mirrored, transposed or off by one pixel",
-           "stitcher places patches one pixel low", "ptychoreg.geometry", "stitch",
-           _stitch_with(lambda p, y, x: (p, y + 1, x))),
-    Mutant("subpixel-shift-sign", "sub-pixel shift with the wrong sign",
-           "Fourier sub-pixel ramp conjugated (shifts the other way)", "ptychoreg.geometry", "_fourier_ramp",
-           lambda ramp: lambda size, fy, fx: np.conj(ramp(size, fy, fx))),
-    Mutant("float64-into-model", "float64 reaching the model",
-           "group tensors handed to the network as float64", "ptychoreg.dataset", "group_tensors",
-           lambda f: _float64_tensors(f)),
-    Mutant("unseeded-shuffle", "an unseeded random choice",
-           "mini-batch order drawn from an unseeded generator", "ptychoreg.dataset", "batches",
-           lambda f: _unseeded_batches(f)),
-    Mutant("cli-ignores-n-groups", "a CLI that ignores --n-groups",
-           "the CLIs' --n-groups never reaches the config", "ptychoreg.config", "build_config",
-           lambda f: _ignores_n_groups(f)),
-    Mutant("probe-scaled", "the probe mis-scaled or conjugated",
-           "probe multiplied by 1.1 when loaded", "ptychoreg.contract", "load_npz",
-           _with_data(lambda d: {"probe": d.probe * np.asarray(1.1, dtype=d.probe.real.dtype)})),
-    Mutant("probe-conjugated", "the probe mis-scaled or conjugated",
-           "probe conjugated when loaded", "ptychoreg.contract", "load_npz",
-           _with_data(lambda d: {"probe": np.conj(d.probe)})),
-    Mutant("loss-amplitude-units", "the loss in the wrong units",
-           "Poisson NLL computed on amplitudes, not photon counts", "ptychoreg.model.physics", "poisson_nll",
-           lambda f: _amplitude_units(f)),
-    Mutant("layout-flipped", "the ambiguous layout decided wrongly",
-           "the N == H == W case decided the other way", "ptychoreg.contract", "detect_layout",
-           lambda f: _flipped_layout(f)),
-    Mutant("untrained-weights", "inference on untrained weights",
-           "the bundle's weights replaced by a fresh initialisation at load", "ptychoreg.model.bundle", "load_bundle",
-           lambda f: _untrained(f)),
-    Mutant("slower-30pct", "a 30 % slowdown",
-           "every command (train, infer) burns 30 % more time", "ptychoreg.cli._common", "run", _slower(0.3)),
-    Mutant("training-keeps-activations", "memory growth in training",
-           "a forward hook keeps every layer's output of every training batch", "ptychoreg.model.network",
-           "predict_patches", lambda f: _keeps_activations(f)),
-    Mutant("stitch-materialises-canvases", "memory growth in inference",
-           "the stitcher stacks every patch on a canvas of its own before summing", "ptychoreg.geometry", "stitch",
-           lambda f: _materialised_stitch(f)),
-)
-
-NO_MUTANT = "none"  # the control, for `python -m ptychoreg.harness.mutation`
-
-
 # ---- one run and its checks -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -272,31 +71,30 @@ class RunSetup:
     fixture: Path  # the committed fixture
     fixture_spec: object  # FixtureSpec
     expected_sha256: str  # metrics/fixture.json
-    regress: object  # RegressSettings (max_epochs overridden for speed by the caller if wanted)
-    params_path: str | None
+    run: object  # RecipeRun: the regression recipe
     golden_test: str  # tests/test_golden.py
 
 
-def _regression(fixture: Path, setup: RunSetup, out: Path) -> float:
-    """Train + infer through the CLIs' main functions, in this process; the seconds it took."""
-    from ptychoreg.cli import infer as infer_cli
-    from ptychoreg.cli import train as train_cli
-    from ptychoreg.harness.regress import train_args
-    from ptychoreg.harness.runner import params_args
+def _train_infer(fixture: Path, setup: RunSetup, out: Path, commands: tuple[str, ...] = ("train", "infer")) -> None:
+    """What ptycho-train and ptycho-infer do for the recipe, through the library, in this process."""
+    from ptychoreg.core.config import read_params, resolve_recipe
+    from ptychoreg.core.contract import load_npz
+    from ptychoreg.core.inference import infer_to
+    from ptychoreg.core.training import train_to
 
-    settings = setup.regress
-    common = ["--accelerator", "cpu", "--threads", str(settings.threads)]
+    run = setup.run
+    config = resolve_recipe(read_params(run.params) if run.params else {}, run.recipe, run.params or "defaults")
+    data = load_npz(fixture)
+    if "train" in commands:
+        train_to(out, config, data, log=lambda _: None)
+    if "infer" in commands:
+        infer_to(out, out / "model.pt", data, config.infer)
+
+
+def _regression(fixture: Path, setup: RunSetup, out: Path) -> float:
+    """Train + infer in this process; the seconds it took."""
     started = time.perf_counter()
-    log = io.StringIO()
-    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        code = train_cli.main(["--data", str(fixture), "--output-dir", str(out), *common,
-                               *train_args(settings, setup.params_path)])
-        if code == 0:
-            code = infer_cli.main(["--model", str(out / "model.pt"), "--data", str(fixture), "--output-dir", str(out),
-                                   *common, *params_args(setup.params_path)])
-    if code != 0:
-        lines = log.getvalue().strip().splitlines()
-        raise PtychoError(None, f"exit {code}: {lines[-1] if lines else 'no output'}")
+    _train_infer(fixture, setup, out)
     return time.perf_counter() - started
 
 
@@ -319,9 +117,9 @@ def golden_failures(record_path: Path, golden_test: str) -> list[str]:
 
 def checked_run(setup: RunSetup, work: Path) -> tuple[list[str], float | None]:
     """One run of the checks with whatever code is loaded now; the checks that failed, and its seconds."""
-    from ptychoreg.contract import load_npz
-    from ptychoreg.fileio import file_digest
-    from ptychoreg.fixture import generate
+    from ptychoreg.core.contract import load_npz
+    from ptychoreg.core.fileio import file_digest
+    from ptychoreg.harness.fixture import generate
     from ptychoreg.harness.golden import golden_record, write_record
     from ptychoreg.harness.regress import ORIENTATION_TOLERANCE, read_run, orientation_error
 
@@ -396,21 +194,17 @@ def run_mutants(setup: RunSetup, mutants: tuple[Mutant, ...], max_slowdown: floa
 
 
 def _measured_run(setup: RunSetup, mutant_name: str, out: Path) -> dict[str, float]:
-    """Train + infer, each in a fresh process with the mutant applied there; each process's peak RSS (MB)."""
-    from ptychoreg.harness.regress import train_args
-    from ptychoreg.harness.runner import params_args, run_cli
+    """Train, then infer, each in a fresh process with the mutant applied there; each process's peak RSS (MB)."""
+    from ptychoreg.harness.runner import run_cli
 
-    settings = setup.regress
-    common = ["--accelerator", "cpu", "--threads", str(settings.threads)]
-    me = "ptychoreg.harness.mutation"
+    run, me = setup.run, "ptychoreg.harness.mutation"
     # This process has trained in-process and is larger than a child: run_cli measures each child's own peak.
-    train = run_cli(me, [mutant_name, "ptychoreg.cli.train", "--data", str(setup.fixture), "--output-dir", str(out),
-                         *common, *train_args(settings, setup.params_path)], out.parent / f"{out.name}-train.log",
-                    settings.threads)
-    infer = run_cli(me, [mutant_name, "ptychoreg.cli.infer", "--model", str(out / "model.pt"), "--data", str(setup.fixture),
-                         "--output-dir", str(out), *common, *params_args(setup.params_path)],
-                    out.parent / f"{out.name}-infer.log", settings.threads)
-    return {"train": train.peak_rss_mb, "infer": infer.peak_rss_mb}
+    peaks = {}
+    for command, threads in (("train", run.config.train.threads), ("infer", run.config.infer.threads)):
+        record = run_cli(me, [mutant_name, command, str(setup.fixture), str(out), run.params or "", run.recipe or ""],
+                         out.parent / f"{out.name}-{command}.log", threads)
+        peaks[command] = record.peak_rss_mb
+    return peaks
 
 
 def memory_ratios(setup: RunSetup, mutant_name: str, pairs: int, work: Path) -> dict[str, float]:
@@ -460,20 +254,20 @@ def metrics(result: dict) -> dict:
 
 
 def _run_mutated(argv: list[str]) -> int:
-    """`python -m ptychoreg.harness.mutation MUTANT MODULE ARGS...`: run a CLI module's main with the mutant
-    applied in this fresh process (`none`: the control), so its resources are its own."""
-    import importlib
+    """`python -m ptychoreg.harness.mutation MUTANT train|infer FIXTURE OUT PARAMS RECIPE`: one command of the
+    regression with the mutant applied in this fresh process (`none`: the control), so its resources are
+    its own."""
+    from ptychoreg.harness.runner import RecipeRun
 
-    name, module, *args = argv
-    command = importlib.import_module(module)
-    if name == NO_MUTANT:
-        return command.main(args)
-    mutant = next((m for m in MUTANTS if m.name == name), None)
-    if mutant is None:
+    name, command, fixture, out, params, recipe = argv
+    setup = RunSetup("", Path(fixture), None, "", RecipeRun.of(params or None, recipe or None), "")
+    mutant = None if name == NO_MUTANT else next((m for m in MUTANTS if m.name == name), None)
+    if name != NO_MUTANT and mutant is None:
         raise SystemExit(f"ptychoreg.harness.mutation: no mutant {name!r} in the catalogue")
-    with applied(mutant):
-        return command.main(args)
+    with applied(mutant) if mutant else contextlib.nullcontext():
+        _train_infer(Path(fixture), setup, Path(out), (command,))
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_run_mutated(sys.argv[1:]))
+    raise SystemExit(_run_mutated(sys.argv[1:]))

@@ -1,7 +1,7 @@
 """Outputs that travel: which stages a `dvc pull` restored, and whether rebuilt outputs have the bytes
 `dvc.lock` records.
 
-Every output of the pipeline is the same bytes on every machine of the pinned set (ptychoreg.numerics),
+Every output of the pipeline is the same bytes on every machine of the pinned set (ptychoreg.core.numerics),
 except those `dvc.yaml` labels `host`: this machine's measurements (wall time, memory, the CPU's code
 paths). So the team remote can hold what `dvc.lock` names, and a rebuild anywhere in the set can be
 checked against it output by output. DVC does the hashing: a rebuild rewrites `dvc.lock` with the md5 of
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ptychoreg.errors import PtychoError
+from ptychoreg.core.errors import PtychoError
 from ptychoreg.harness.dvc import dvc, dvc_json, last_line
 
 HOST_LABEL = "host"

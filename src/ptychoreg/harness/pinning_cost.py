@@ -1,7 +1,7 @@
 """What the pinned numerical environment costs on this machine: the same code timed pinned and native
 (each library's own kernels), interleaved, as the runtime gate does for two revisions.
 
-- the regression (train + infer on the fixture, `regress` settings), `pairs` rounds;
+- the regression (train + infer on the fixture, the `regression` recipe), `pairs` rounds;
 - the quality recipe's epochs: its first phase (1087 patterns, width 16, 2 threads) for a few epochs and
   its gridsize-2 refinement for one, the per-epoch seconds each run reports.
 
@@ -13,37 +13,33 @@ bytes that match every other machine.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import statistics
 import tempfile
 from pathlib import Path
 
-from ptychoreg.config import QualitySettings, RegressSettings, read_params
-from ptychoreg.harness.quality import refine_args, train_args as quality_args
-from ptychoreg.harness.runner import read_timings, run_train, spread
+from ptychoreg.harness.quality import PHASES, train_phases
+from ptychoreg.harness.runner import RecipeRun, spread
 from ptychoreg.harness.runtime_gate import Side, interleaved, ratios
 
 NATIVE = (("PTYCHOREG_NUMERICS", "native"),)
 
 
-def regression_cost(root: Path, fixture: str, settings: RegressSettings, pairs: int) -> dict:
-    times = interleaved([Side("native", root, NATIVE), Side("pinned", root)], pairs, fixture, settings)
+def regression_cost(root: Path, fixture: str, regression: RecipeRun, pairs: int) -> dict:
+    times = interleaved([Side("native", root, NATIVE), Side("pinned", root)], pairs, fixture, regression)
     return {part: {"native_s": spread([t[part] for t in times["native"]]), "pinned_s": spread([t[part] for t in times["pinned"]]),
                    "ratio": spread(values)} for part, values in ratios(times["native"], times["pinned"]).items()}
 
 
-def quality_epoch_cost(data: str, settings: QualitySettings, params: str, pairs: int, epochs: int, work: Path) -> dict:
-    """Seconds per epoch of the quality recipe's two phases, pinned against native, interleaved."""
-    short = dataclasses.replace(settings, max_epochs=epochs, refine_epochs=1)
+def quality_epoch_cost(data: str, params: str, pairs: int, epochs: int, work: Path) -> dict:
+    """Seconds per epoch of the quality recipes' two phases, pinned against native, interleaved."""
+    runs = [RecipeRun.of(params, name) for name in PHASES]
     per_epoch = {"pretrain": {"native": [], "pinned": []}, "refine": {"native": [], "pinned": []}}
     for i in range(pairs):
         for side, env in (("native", dict(NATIVE)), ("pinned", {})) if i % 2 == 0 else (("pinned", {}), ("native", dict(NATIVE))):
-            first = work / f"{side}{i}"
-            record = run_train(data, first, quality_args(short, params), settings.threads, env=env, logs=work / f"{side}{i}-logs")
-            per_epoch["pretrain"][side].append(statistics.median(read_timings(record)["epoch_seconds"]))
-            refine = run_train(data, work / f"{side}{i}r", refine_args(short, params, first / "model.pt"), settings.threads,
-                               env=env, logs=work / f"{side}{i}r-logs")
-            per_epoch["refine"][side].append(read_timings(refine)["epoch_seconds"][0])
+            (_, first), (_, refine) = train_phases(data, work / f"{side}{i}", runs, [epochs, 1], env=env, echo=False)
+            per_epoch["pretrain"][side].append(statistics.median(json.loads(first.read_text())["epoch_seconds"]))
+            per_epoch["refine"][side].append(json.loads(refine.read_text())["epoch_seconds"][0])
             print(f"pair {i + 1}/{pairs} {side}: {per_epoch['pretrain'][side][-1]:.2f} s per epoch, refine "
                   f"{per_epoch['refine'][side][-1]:.2f} s", flush=True)
     return {phase: {"native_s": spread(s["native"]), "pinned_s": spread(s["pinned"]),
@@ -62,17 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import platform
 
-    from ptychoreg.fileio import write_json
-    from ptychoreg.numerics import _cpu_features
+    from ptychoreg.core.fileio import write_json
+    from ptychoreg.core.numerics import _cpu_features
 
-    params = read_params(args.params)
-    regress = RegressSettings.from_params(params.get("regress"), where=args.params)
-    quality = QualitySettings.from_params(params.get("quality"), where=args.params)
+    regression = RecipeRun.of(args.params, "regression")
     with tempfile.TemporaryDirectory(prefix="ptycho-pinning-") as work:
         result = {
             "machine": {"cpu": platform.processor() or platform.machine(), "avx512f": bool(_cpu_features().get("AVX512F"))},
-            "regression": regression_cost(Path(".").resolve(), str(Path(args.fixture).resolve()), regress, args.pairs),
-            "quality_epochs": quality_epoch_cost(args.data, quality, args.params, args.quality_pairs, args.quality_epochs, Path(work)),
+            "regression": regression_cost(Path(".").resolve(), str(Path(args.fixture).resolve()), regression, args.pairs),
+            "quality_epochs": quality_epoch_cost(args.data, args.params, args.quality_pairs, args.quality_epochs, Path(work)),
         }
     write_json(args.out, result)
     for name, parts in (("regression", result["regression"]), ("quality epoch", result["quality_epochs"])):

@@ -1,10 +1,12 @@
-"""Quality on real work: train on the whole canonical dataset for a real budget, reconstruct, and
-require the result to beat the flat-object baseline clearly (the `quality` stage).
+"""Quality on real work: train on the whole canonical dataset for a real budget, reconstruct, and require
+the result to beat the flat-object baseline clearly.
 
-Training runs in two phases (docs/quality-experiments.md): single patterns (gridsize 1), then groups
-under the overlap constraint (`refine_gridsize`) starting from the first phase's model, which lands in
-`<out>/pretrain/`. From scratch the grouped objective sticks at a flat object; warm-started it adds
-~0.1 SSIM in 90 s.
+In the pipeline this is three cached stages: `quality_pretrain` and `quality_refine` are plain ptycho-train
+runs of the recipes of those names (single patterns, then groups under the overlap constraint from the
+first model: from scratch the grouped objective sticks at a flat object; warm-started it adds ~0.1 SSIM
+in 90 s, docs/quality-experiments.md), and `quality` scores the refined model (`score_quality`), so an
+edit of the scoring reruns only the scoring. `train_phases` runs both phases outside DVC (the budget
+curve, the pinning cost).
 
 The short regression on the fixture cannot learn past a nearly flat object in two epochs; this stage
 is where a collapsed or degraded reconstruction (the peer's flat 0.2785 amplitude) fails the pipeline.
@@ -13,88 +15,93 @@ is where a collapsed or degraded reconstruction (the peer's flat 0.2785 amplitud
 from __future__ import annotations
 
 import json
-import tempfile
-from dataclasses import asdict
+import time
 from pathlib import Path
 from typing import Callable
 
-from ptychoreg.config import QualitySettings
-from ptychoreg.errors import PtychoError
-from ptychoreg.harness.runner import params_args, read_timings, run_train, run_train_infer, staged_output_dir
-from ptychoreg.quality import headline
+from ptychoreg.core.config import QualitySettings
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.evaluation.quality import headline
+from ptychoreg.harness.runner import RecipeRun, run_train, staged_output_dir
+
+PHASES = ("quality_pretrain", "quality_refine")  # the recipes, in order; each starts from the one before
 
 
-def _phase_args(settings: QualitySettings, params_path: str | None, epochs: int, gridsize: int,
-                learning_rate: float) -> list[str]:
-    args = ["--max-epochs", str(epochs), "--width", str(settings.width), "--gridsize", str(gridsize),
-            "--batch-size", str(settings.batch_size), "--learning-rate", str(learning_rate),
-            "--lr-schedule", settings.lr_schedule, "--loss", settings.loss]
-    return args + params_args(params_path)
+def train_phases(data: str, out: Path, runs: list[RecipeRun], epochs: list[int] | None = None, env: dict | None = None,
+                 echo: bool = True) -> list[tuple[Path, Path]]:
+    """Train each recipe of `runs` into `out`/<recipe>, each from the one before (`epochs`: each phase's
+    --max-epochs instead of its recipe's). Returns (run folder, timings file) per phase."""
+    phases, previous = [], None
+    for i, run in enumerate(runs):
+        folder, logs = out / run.recipe, out / f"{run.recipe}-logs"
+        extra = ["--init-model", str(previous / "model.pt")] if previous else []
+        extra += ["--max-epochs", str(epochs[i])] if epochs else []
+        record = run_train(data, folder, run, extra, echo=echo, env=env, logs=logs)
+        phases.append((folder, record.timings))
+        previous = folder
+    return phases
 
 
-def train_args(settings: QualitySettings, params_path: str | None) -> list[str]:
-    """The train CLI's arguments for the first phase: the quality section overrides model/train."""
-    return _phase_args(settings, params_path, settings.max_epochs, settings.gridsize, settings.learning_rate)
+def score_quality(data_path: str, phases: list[Path], settings: QualitySettings, out: Path,
+                  log: Callable[[str], None] = print, enforce: bool = True) -> tuple[dict, dict]:
+    """Reconstruct every pattern of `data_path` with the last phase's model (its recipe's infer settings,
+    from the bundle), score it and check it; return (metrics, this step's timing). With `enforce`, a
+    result failing its checks raises (the stage's gate) and its outputs are kept in `out`.failed;
+    without, the checks are only recorded (a budget curve)."""
+    started = time.perf_counter()
+    from ptychoreg.core.config import Config
+    from ptychoreg.core.contract import load_npz
+    from ptychoreg.core.inference import infer_to
+    from ptychoreg.core.steps import own_peak_rss_mb
 
-
-def refine_args(settings: QualitySettings, params_path: str | None, init_model: Path) -> list[str]:
-    """The second phase: gridsize-g groups under the overlap constraint, from the first phase's model."""
-    return _phase_args(settings, params_path, settings.refine_epochs, settings.refine_gridsize,
-                       settings.refine_learning_rate) + ["--init-model", str(init_model)]
-
-
-def run_quality(data: str, settings: QualitySettings, out: Path, params_path: str | None = None,
-                log: Callable[[str], None] = print, enforce: bool = True) -> tuple[dict, dict]:
-    """Train, reconstruct and score; return (metrics, timing). With `enforce`, a result failing its checks
-    raises (the stage's gate) and its outputs are kept in `out`.failed; without, the checks are only
-    recorded (a budget curve). `out` receives only what is the same bytes on every pinned machine; the
-    children's logs (echoed as they run) and timings stay in a scratch folder."""
-    with staged_output_dir(out) as work, tempfile.TemporaryDirectory(prefix="ptycho-quality-logs-") as scratch:
-        logs = Path(scratch)
-        log(f"training on {data}: {settings.max_epochs} epochs, width {settings.width}, gridsize {settings.gridsize}"
-            + (f", then {settings.refine_epochs} epochs at gridsize {settings.refine_gridsize}" if settings.refine_epochs else "")
-            + f", {settings.threads} thread(s)")
-        runs, args = [], train_args(settings, params_path)
-        if settings.refine_epochs:
-            first = work / "pretrain"
-            runs.append((settings.gridsize, first, run_train(data, first, args, settings.threads, echo=True, logs=logs / "pretrain")))
-            args = refine_args(settings, params_path, first / "model.pt")
-        train, infer = run_train_infer(data, work, args, params_args(params_path), settings.threads, echo=True, logs=logs)
-        runs.append((settings.refine_gridsize if settings.refine_epochs else settings.gridsize, work, train))
-        report = json.loads((work / "quality.json").read_text())
-        patterns = json.loads((work / "summary.json").read_text())["positions"]
-        metrics = _metrics(data, settings, [_phase(gridsize, run) for gridsize, run, _ in runs], report, patterns)
-        timing = _timing(runs, infer)
+    model = phases[-1] / "model.pt"
+    config = Config.model_validate(_bundle_config(model))
+    data = load_npz(data_path)
+    with staged_output_dir(out) as work:
+        log(f"reconstructing {data_path} with {model}")
+        summary = infer_to(work, model, data, config.infer)
+        metrics = _metrics(data_path, settings, [_phase(p) for p in phases], summary["quality"], summary["positions"])
         failed = [name for name, ok in metrics["checks"].items() if not ok]
         if failed and enforce:
             q = metrics["quality"]
-            raise PtychoError(data, f"reconstruction quality too low: {', '.join(failed)} "
-                                    f"(amplitude SSIM {q['amplitude']['ssim']:.3f}, phase SSIM {q['phase']['ssim']:.3f}, "
-                                    f"floor {settings.min_ssim}); outputs kept in {out}.failed")
-    return metrics, timing
+            raise PtychoError(data_path, f"reconstruction quality too low: {', '.join(failed)} "
+                                         f"(amplitude SSIM {q['amplitude']['ssim']:.3f}, phase SSIM {q['phase']['ssim']:.3f}, "
+                                         f"floor {settings.min_ssim}); outputs kept in {out}.failed")
+    return metrics, {"infer_s": time.perf_counter() - started, "infer_peak_rss_mb": own_peak_rss_mb()}
 
 
-def _phase(gridsize: int, run: Path) -> dict:
-    """One training phase: its loss history."""
+def _bundle_config(model: Path) -> dict:
+    import torch
+
+    return torch.load(model, map_location="cpu", weights_only=True)["config"]
+
+
+def _phase(run: Path) -> dict:
+    """One training phase: its recipe's network and training settings, and its loss history."""
     history = json.loads((run / "history.json").read_text())["epochs"]
-    return {"gridsize": gridsize, "epochs": len(history),
+    config = _bundle_config(run / "model.pt")
+    train = config["train"]
+    return {"gridsize": config["model"]["gridsize"], "width": config["model"]["width"], "batch_size": train["batch_size"],
+            "learning_rate": train["learning_rate"], "loss_function": train["loss"], "threads": train["threads"],
+            "epochs": len(history),
             "loss": {"first": history[0]["train_loss"], "last": history[-1]["train_loss"], "val_last": history[-1]["val_loss"]}}
 
 
-def _timing(runs: list, infer) -> dict:
-    """Wall seconds: each training process (start-up included) and its epochs, then inference."""
-    phases = []
-    for gridsize, _, record in runs:
-        epochs = read_timings(record)["epoch_seconds"]
-        phases.append({"gridsize": gridsize, "train_s": record.seconds, "seconds_per_epoch": sum(epochs) / len(epochs),
-                       "peak_rss_mb": record.peak_rss_mb})
+def timing(phase_timings: list[Path], phases: list[dict], score: dict) -> dict:
+    """Wall seconds and peak memory: each training phase (its command's phases, from its --timings-out)
+    and its epochs, then the scoring."""
+    rows = []
+    for path, phase in zip(phase_timings, phases):
+        record = json.loads(Path(path).read_text())
+        epochs = record["epoch_seconds"]
+        rows.append({"gridsize": phase["gridsize"], "train_s": sum(record["phases"].values()),
+                     "seconds_per_epoch": sum(epochs) / len(epochs), "peak_rss_mb": record["peak_rss_mb"]})
     return {
-        "train_s": sum(p["train_s"] for p in phases),  # every training process, start-up included
-        "phases": phases,
-        "infer_s": infer.seconds,  # the ptycho-infer process, start-up included, for every pattern
-        "infer_peak_rss_mb": infer.peak_rss_mb,
-        # The stage's memory budget: the largest peak of its processes (each process's own, os.wait4).
-        "peak_rss_mb": max([p["peak_rss_mb"] for p in phases] + [infer.peak_rss_mb]),
+        "train_s": sum(p["train_s"] for p in rows),
+        "phases": rows,
+        **score,
+        # The stage's memory budget: the largest peak of its processes (each process's own).
+        "peak_rss_mb": max([p["peak_rss_mb"] for p in rows] + [score["infer_peak_rss_mb"]]),
     }
 
 
@@ -104,7 +111,7 @@ def _metrics(data: str, settings: QualitySettings, phases: list[dict], report: d
     checks = {f"{part}_ssim_above_floor": quality[part]["ssim"] >= settings.min_ssim for part in ("amplitude", "phase")}
     checks.update({f"{part}_ssim_beats_flat": quality[part]["ssim"] > baseline[part]["ssim"] for part in ("amplitude", "phase")})
     return {
-        "settings": asdict(settings),
+        "settings": settings.model_dump(),
         "data": data,
         "phases": phases,
         "patterns": patterns,

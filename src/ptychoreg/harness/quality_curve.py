@@ -1,4 +1,4 @@
-"""What each training budget buys: the quality stage's recipe run at scaled epoch counts.
+"""What each training budget buys: the quality stage's recipes run at scaled epoch counts.
 
 Issue 13's fallback question ("if 0.8 is out of reach in 5 minutes, what does each budget buy?") has one
 honest answer: run the same two phases with every epoch count scaled, on one machine in one run, and
@@ -9,28 +9,23 @@ table in the report. Regenerate it with `python -m ptychoreg.cli.quality_curve` 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ptychoreg.config import QualitySettings
-from ptychoreg.harness.quality import run_quality
+from ptychoreg.core.config import QualitySettings
+from ptychoreg.harness.quality import PHASES, score_quality, timing, train_phases
+from ptychoreg.harness.runner import RecipeRun
 
 
-def scaled_settings(settings: QualitySettings, scale: float) -> QualitySettings:
-    """The stage's recipe with both phases' epochs scaled (at least one each; no second phase stays
-    none). The floor is not part of the recipe: a small budget may score low, that is what the curve shows."""
+def scaled_epochs(runs: list[RecipeRun], scale: float) -> list[int]:
+    """Each phase's epochs scaled (at least one each)."""
     if scale <= 0:
         raise ValueError(f"budget scale must be positive, got {scale}")
-    return dataclasses.replace(
-        settings,
-        max_epochs=max(1, round(settings.max_epochs * scale)),
-        refine_epochs=max(1, round(settings.refine_epochs * scale)) if settings.refine_epochs else 0,
-    )
+    return [max(1, round(run.config.train.max_epochs * scale)) for run in runs]
 
 
 def point(scale: float, metrics: dict, timing: dict) -> dict:
-    """One point of the curve, from one `run_quality` result."""
+    """One point of the curve, from one scored run."""
     q = metrics["quality"]
     return {
         "scale": scale,
@@ -44,19 +39,25 @@ def point(scale: float, metrics: dict, timing: dict) -> dict:
     }
 
 
-def budget_points(data: str, settings: QualitySettings, scales: list[float], out: Path, params_path: str | None = None,
+def budget_points(data: str, params_path: str, settings: QualitySettings, scales: list[float], out: Path,
                   log: Callable[[str], None] = print) -> Iterator[dict]:
-    """Run the quality recipe at each scale (ascending) into `out`/scale-<s>; yield each point as it lands."""
+    """Run the quality recipes at each scale (ascending) into `out`/scale-<s>; yield each point as it lands.
+    The floor is not applied: a small budget may score low, that is what the curve shows."""
+    runs = [RecipeRun.of(params_path, name) for name in PHASES]
     for scale in sorted(set(scales)):
-        scaled = scaled_settings(settings, scale)
-        log(f"budget x{scale:g}: {scaled.max_epochs} + {scaled.refine_epochs} epochs")
-        p = point(scale, *run_quality(data, scaled, out / f"scale-{scale:g}", params_path=params_path, log=log,
-                                         enforce=False))
+        epochs = scaled_epochs(runs, scale)
+        log(f"budget x{scale:g}: {' + '.join(map(str, epochs))} epochs")
+        where = out / f"scale-{scale:g}"
+        phases = train_phases(data, where, runs, epochs)
+        metrics, score = score_quality(data, [folder for folder, _ in phases], settings, where / "score", log=log,
+                                       enforce=False)
+        p = point(scale, metrics, timing([t for _, t in phases], metrics["phases"], score))
         log(f"budget x{scale:g}: {p['train_s']:.0f} s of training, amplitude SSIM {p['amplitude_ssim']:.3f}, "
             f"phase SSIM {p['phase_ssim']:.3f}")
         yield p
 
 
-def curve_record(data: str, settings: QualitySettings, points: list[dict]) -> dict:
-    """The committed record: the recipe it scaled, and the points so far."""
-    return {"data": data, "settings": dataclasses.asdict(settings), "points": points}
+def curve_record(data: str, params_path: str, points: list[dict]) -> dict:
+    """The committed record: the recipes it scaled, and the points so far."""
+    recipes = {name: RecipeRun.of(params_path, name).config.model_dump() for name in PHASES}
+    return {"data": data, "recipes": recipes, "points": points}

@@ -15,30 +15,21 @@ import json
 import platform
 import statistics
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ptychoreg.config import RegressSettings
-from ptychoreg.contract import load_npz
-from ptychoreg.errors import PtychoError
-from ptychoreg.fixture import verify_fixture
-from ptychoreg.geometry import stitch
-from ptychoreg.harness.runner import (breakdown, dir_bytes, params_args, run_calibration, run_train_infer, spread,
+from ptychoreg.core.config import RegressSettings
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.fixture import verify_fixture
+from ptychoreg.core.geometry import stitch
+from ptychoreg.harness.runner import (RecipeRun, breakdown, dir_bytes, run_calibration, run_train_infer, spread,
                                       time_python)
-from ptychoreg.quality import headline
+from ptychoreg.evaluation.quality import headline
 
 ORIENTATION_TOLERANCE = 1e-4  # max |stitch(Y) - objectGuess| over the scanned region (complex64 rounding)
-
-
-def train_args(settings: RegressSettings, params_path: str | None) -> list[str]:
-    """The train CLI's arguments for the regression run (the same for every repeat and both sides of
-    the runtime gate)."""
-    args = ["--max-epochs", str(settings.max_epochs), "--width", str(settings.width),
-            "--batch-size", str(settings.batch_size), "--gridsize", str(settings.gridsize), "--n-groups", str(settings.n_groups)]
-    return args + params_args(params_path)
 
 
 def orientation_error(fixture_path: str | Path) -> float:
@@ -79,14 +70,14 @@ def run_regression(
     fixture: str,
     expected_sha256: str,
     settings: RegressSettings,
-    params_path: str | None = None,
+    run: RecipeRun,
     staged_run: str | Path | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[dict, list[dict]]:
-    """Time `settings.repeats` train + infer runs; return the metrics and the seconds per repeat."""
+    """Time `settings.repeats` train + infer runs of `run` (the regression recipe); return the metrics and the
+    seconds per repeat."""
     verify_fixture(fixture, expected_sha256, "metrics/fixture.json")
     data = load_npz(fixture)
-    args = train_args(settings, params_path)
     orientation = orientation_error(fixture)
     staged_sha = json.loads((Path(staged_run) / "summary.json").read_text())["stitched_sha256"] if staged_run else None
 
@@ -95,7 +86,7 @@ def run_regression(
         for repeat in range(settings.repeats):
             run_dir = Path(work) / f"repeat{repeat}"
             calibrations.append(run_calibration(run_dir / "calibration.log"))
-            train, infer = run_train_infer(fixture, run_dir, args, params_args(params_path), settings.threads)
+            train, infer = run_train_infer(fixture, run_dir, run)
             trains.append(train)
             infers.append(infer)
             runs.append(read_run(run_dir, data.object.shape))
@@ -107,7 +98,7 @@ def run_regression(
                 f"sha256 {runs[-1]['sha256'][:12]}")
     checks = {
         "deterministic": len({r["sha256"] for r in runs}) == 1,
-        "loss_decreased": all(r["last_loss"] < r["first_loss"] for r in runs) if settings.max_epochs > 1 else True,
+        "loss_decreased": all(r["last_loss"] < r["first_loss"] for r in runs) if run.config.train.max_epochs > 1 else True,
         "orientation": orientation < ORIENTATION_TOLERANCE,
         "object_frame": all(r["frame_ok"] for r in runs),
         "finite": all(r["finite_ok"] for r in runs),
@@ -132,9 +123,9 @@ def run_regression(
     per_repeat = [{"repeat": r + 1, "train_s": t, "infer_s": i, "total_s": t + i, "calibration_s": c}
                   for r, (t, i, c) in enumerate(zip(train_s, infer_s, calibration_s))]
     return {
-        "settings": asdict(settings),
+        "settings": {**settings.model_dump(), "recipe": run.recipe, **run.config.model_dump()},
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
-                        "machine": platform.machine(), "threads": settings.threads},
+                        "machine": platform.machine(), "threads": run.config.train.threads},
         "fixture_sha256": expected_sha256,
         "train_s": spread(train_s),
         "infer_s": spread(infer_s),

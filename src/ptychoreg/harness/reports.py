@@ -30,7 +30,7 @@ def runtime_saving(regression: dict, cells: list[dict]) -> dict | None:
         "full_s": full["total_s"]["median"],
         "full_epochs": full["max_epochs"],
         "fixture_s": regression["total_s"]["median"],
-        "fixture_epochs": regression["settings"]["max_epochs"],
+        "fixture_epochs": regression["settings"]["train"]["max_epochs"],
         "factor": full["total_s"]["median"] / regression["total_s"]["median"],
     }
 
@@ -87,14 +87,15 @@ def _quality_table(q: dict, b: dict) -> list[str]:
 
 
 def quality_section(quality: dict) -> list[str]:
-    s, q, b, t = quality["settings"], quality["quality"], quality["baseline_flat"], quality["timing"]
+    q, b, t = quality["quality"], quality["baseline_flat"], quality["timing"]
+    s = quality["phases"][0]
     phases = "; then ".join(
         f"{p['epochs']} epochs at gridsize {p['gridsize']} ({pt['train_s']:.0f} s, {pt['seconds_per_epoch']:.1f} s per epoch, "
         f"loss {p['loss']['first']:.4g} -> {p['loss']['last']:.4g})" for p, pt in zip(quality["phases"], t["phases"]))
     lines = [
         "## Quality on real work (the `quality` stage)",
         "",
-        f"Training on every pattern of `{quality['data']}`, width {s['width']}, batch {s['batch_size']}, {s['loss']} loss, "
+        f"Training on every pattern of `{quality['data']}`, width {s['width']}, batch {s['batch_size']}, {s['loss_function']} loss, "
         f"{s['threads']} threads: {phases}; {t['train_s']:.0f} s of training in all, inference "
         f"{t['infer_s']:.1f} s. Plots: `reports/quality/`.",
         "",
@@ -150,7 +151,7 @@ def budget_section(curve: dict) -> list[str]:
 
 def regression_report(regression: dict, cells: list[dict], quality: dict, reference: dict | None = None,
                       curve: dict | None = None) -> str:
-    s = regression["settings"]
+    s = {**regression["settings"]["model"], **regression["settings"]["train"], "repeats": regression["settings"]["repeats"]}
     q, b = regression["quality"], regression["baseline_flat"]
     lines = [
         "# Regression: runtime expectations and results",

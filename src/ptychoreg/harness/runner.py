@@ -1,6 +1,6 @@
 """Run the workflow's CLIs as subprocesses, the way a user does, and measure each run.
 
-Each run gets the pinned numerical environment (ptychoreg.numerics), a pinned thread count, CUDA hidden,
+Each run gets the pinned numerical environment (ptychoreg.core.numerics), a pinned thread count, CUDA hidden,
 and its own log and timings files; wall time and the child's own peak RSS are recorded.
 
 Peak RSS: what wait4 reports for a child includes its parent's size at the fork (the kernel carries the
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ptychoreg.errors import PtychoError
+from ptychoreg.core.errors import PtychoError
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class RunRecord:
 def cpu_env(threads: int, extra: dict | None = None) -> dict:
     """The child's environment: pinned numerics unless `extra` opts out (PTYCHOREG_NUMERICS=native, then
     `extra`'s own caps apply), pinned threads, CUDA hidden."""
-    from ptychoreg import numerics
+    from ptychoreg.core import numerics
 
     extra = extra or {}
     env = numerics.env(native=numerics.native_requested(extra), extra=extra)
@@ -94,33 +94,59 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = 
     return RunRecord(command, seconds, peak_kib / 1024, log, timings)
 
 
-def params_args(params_path: str | None) -> list[str]:
-    """`--params <file>` for the CLIs, or nothing (their built-in defaults)."""
-    return ["--params", params_path] if params_path else []
+@dataclass(frozen=True)
+class RecipeRun:
+    """A named run of a params file (its `recipes:`): the CLIs get `--params FILE --recipe NAME`, never
+    settings turned back into flags; `config` is what the run resolves to (its thread counts pin the
+    children's environment)."""
+    params: str | None
+    recipe: str | None
+    config: object  # ptychoreg.core.config.Config
+    flags: tuple = ()  # flags both CLIs take on top (with_threads)
+
+    @classmethod
+    def of(cls, params_path: str | None, recipe: str | None) -> "RecipeRun":
+        from ptychoreg.core.config import read_params, resolve_recipe
+
+        params = read_params(params_path) if params_path else {}
+        return cls(params_path, recipe, resolve_recipe(params, recipe, params_path or "defaults"))
+
+    def args(self) -> list[str]:
+        return [*(["--params", self.params] if self.params else []), *(["--recipe", self.recipe] if self.recipe else []),
+                *self.flags]
+
+    def with_threads(self, threads: int) -> "RecipeRun":
+        """The same run on `threads` threads (train and infer)."""
+        config = self.config.model_copy(update={s: getattr(self.config, s).model_copy(update={"threads": threads})
+                                                for s in ("train", "infer")})
+        return RecipeRun(self.params, self.recipe, config, (*self.flags, "--threads", str(threads)))
 
 
-def _on_cpu(threads: int) -> list[str]:
-    return ["--accelerator", "cpu", "--threads", str(threads)]
-
-
-def run_train(data: str, out: Path, train_args: list[str], threads: int, echo: bool = False,
+def run_train(data: str, out: Path, run: RecipeRun, extra: tuple | list = (), echo: bool = False,
               env: dict | None = None, logs: Path | None = None, timings: bool = True) -> RunRecord:
-    """ptycho-train on the CPU into `out` (model.pt, history.json); its log and (with `timings`) its
-    timings go to `logs` (default `out`), so a cached `out` holds only what is the same bytes on every run.
-    The runtime gate passes timings=False: it runs older revisions' CLIs too, and needs wall time only."""
+    """ptycho-train `run` (and `extra` flags) into `out` (model.pt, history.json); its log and (with
+    `timings`) its timings go to `logs` (default `out`), so a cached `out` holds only what is the same
+    bytes on every run. The runtime gate passes timings=False: it needs wall time only."""
     logs = logs or out
-    return run_cli("ptychoreg.cli.train", ["--data", data, "--output-dir", str(out), *_on_cpu(threads), *train_args],
-                   logs / "train.log", threads, echo, env, timings=logs / "train_timings.json" if timings else None)
+    return run_cli("ptychoreg.cli.train", ["--data", data, "--output-dir", str(out), *run.args(), *extra],
+                   logs / "train.log", run.config.train.threads, echo, env,
+                   timings=logs / "train_timings.json" if timings else None)
 
 
-def run_train_infer(data: str, out: Path, train_args: list[str], infer_args: list[str], threads: int,
+def run_infer(model: Path, data: str, out: Path, run: RecipeRun, extra: tuple | list = (), echo: bool = False,
+              env: dict | None = None, logs: Path | None = None, timings: bool = True) -> RunRecord:
+    logs = logs or out
+    return run_cli("ptychoreg.cli.infer", ["--model", str(model), "--data", data, "--output-dir", str(out),
+                                           *run.args(), *extra], logs / "infer.log", run.config.infer.threads, echo, env,
+                   timings=logs / "infer_timings.json" if timings else None)
+
+
+def run_train_infer(data: str, out: Path, run: RecipeRun, train_extra: tuple | list = (), infer_extra: tuple | list = (),
                     echo: bool = False, env: dict | None = None, logs: Path | None = None,
                     timings: bool = True) -> tuple[RunRecord, RunRecord]:
-    logs = logs or out
-    train = run_train(data, out, train_args, threads, echo, env, logs, timings)
-    infer = run_cli("ptychoreg.cli.infer", ["--model", str(out / "model.pt"), "--data", data, "--output-dir", str(out),
-                                            *_on_cpu(threads), *infer_args], logs / "infer.log", threads, echo, env,
-                    timings=logs / "infer_timings.json" if timings else None)
+    """Train `run` into `out`, then reconstruct `data` with that model into `out`."""
+    train = run_train(data, out, run, train_extra, echo, env, logs, timings)
+    infer = run_infer(out / "model.pt", data, out, run, infer_extra, echo, env, logs, timings)
     return train, infer
 
 

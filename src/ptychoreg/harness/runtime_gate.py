@@ -12,6 +12,7 @@ repeats to within 1 % where time varies by several, so its limit is much tighter
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import statistics
 import subprocess
@@ -20,11 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ptychoreg.config import GateSettings
-from ptychoreg.errors import PtychoError
-from ptychoreg.harness.regress import train_args
-from ptychoreg.config import RegressSettings
-from ptychoreg.harness.runner import params_args, run_train_infer
+from ptychoreg.core.config import GateSettings
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.runner import RecipeRun, run_train_infer
 
 PARTS = ("train", "infer", "total")
 MEMORY_PARTS = ("train", "infer")
@@ -39,9 +38,16 @@ class Side:
     root: Path  # a source tree: its src/ is put first on PYTHONPATH, its params.yaml is read
 
     extra_env: tuple = ()  # (name, value) pairs added to the side's environment
+    site: Path | None = None  # a folder with a sitecustomize.py the side's interpreters run first
 
     def env(self) -> dict:
-        return {"PYTHONPATH": str(self.root / "src"), **dict(self.extra_env)}
+        path = [str(self.root / "src"), *([str(self.site)] if self.site else [])]
+        return {"PYTHONPATH": os.pathsep.join(path), **dict(self.extra_env)}
+
+    def run(self, regression: RecipeRun) -> RecipeRun:
+        """`regression` (the working tree's, for its thread counts) with this side's own params file."""
+        params = self.root / "params.yaml"
+        return RecipeRun(str(params) if params.is_file() else None, regression.recipe, regression.config)
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -73,28 +79,26 @@ def accepted_slowdown(repo: Path = Path(".")) -> str | None:
     return None
 
 
-def time_side(side: Side, fixture: str, settings: RegressSettings, out: Path) -> dict:
-    """One train + infer run of `side` on the fixture; wall seconds of each part, peak RSS of each command
-    (each command's own, whatever this process's size: harness.runner)."""
-    params = str(side.root / "params.yaml") if (side.root / "params.yaml").is_file() else None
-    train, infer = run_train_infer(fixture, out, train_args(settings, params), params_args(params),
-                                   settings.threads, env=side.env(), timings=False)
+def time_side(side: Side, fixture: str, regression: RecipeRun, out: Path) -> dict:
+    """One train + infer run of `side` on the fixture (its own code and params file); wall seconds of each
+    part, peak RSS of each command (each command's own, whatever this process's size: harness.runner)."""
+    train, infer = run_train_infer(fixture, out, side.run(regression), env=side.env(), timings=False)
     return {"train": train.seconds, "infer": infer.seconds, "total": train.seconds + infer.seconds,
             "train_rss_mb": train.peak_rss_mb, "infer_rss_mb": infer.peak_rss_mb}
 
 
-def interleaved(sides: list[Side], rounds: int, fixture: str, settings: RegressSettings,
+def interleaved(sides: list[Side], rounds: int, fixture: str, regression: RecipeRun,
                 log: Callable[[str], None] = print) -> dict[str, list[dict]]:
     """One warm-up run per side, then `rounds` rounds timing every side once, the order rotating each
     round (A B, B A, ... for two sides), so no side always runs first or last."""
     times = {side.name: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
         for side in sides:
-            time_side(side, fixture, settings, Path(scratch) / f"warmup-{side.name}")
+            time_side(side, fixture, regression, Path(scratch) / f"warmup-{side.name}")
         for i in range(rounds):
             order = sides[i % len(sides):] + sides[: i % len(sides)]
             for side in order:
-                times[side.name].append(time_side(side, fixture, settings, Path(scratch) / f"{side.name}-{i}"))
+                times[side.name].append(time_side(side, fixture, regression, Path(scratch) / f"{side.name}-{i}"))
             log(f"round {i + 1}/{rounds}: " + ", ".join(f"{s.name} {times[s.name][-1]['total']:.2f} s" for s in order))
     return times
 
@@ -140,45 +144,46 @@ def format_verdict(result: dict, max_slowdown: float) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
-def run_gate(fixture: str, regress: RegressSettings, gate: GateSettings, head: Path = Path("."),
+def run_gate(fixture: str, regression: RecipeRun, gate: GateSettings, head: Path = Path("."),
              log: Callable[[str], None] = print) -> dict:
     """Time the working tree at `head` against `gate.base`; return the verdict per part (time, then memory)."""
     with worktree(gate.base, head) as base_root:
         log(f"runtime gate: {gate.base} ({base_root.name}) against the working tree, {gate.pairs} interleaved pairs")
         times = interleaved([Side("base", base_root), Side("head", head.resolve())], gate.pairs, str(Path(fixture).resolve()),
-                            regress, log)
+                            regression, log)
     return {**verdict(times["base"], times["head"], gate.max_slowdown),
             **memory_verdict(times["base"], times["head"], gate.max_memory_growth)}
 
 
 # ---- the gate's own error rates ---------------------------------------------------------------------
 
-SLOWDOWN_PATCH = """
+SLOWDOWN_SITE = """# Written by ptychoreg.harness.runtime_gate.slowdown_site: each command of the slowed side burns CPU
+# for a fixed extra time at its end, as a real regression of that size would. Its source is untouched.
+import atexit, os, sys, time
 
-# Injected by ptychoreg.harness.runtime_gate.inject_slowdown: commands burn CPU for a fixed extra time
-# at the end, as a real regression of that size would.
-_run_before_slowdown = run
 _EXTRA_SECONDS = {extra!r}
 
 
-def run(name, body, argv=None):
-    import time as _time
-
-    code = _run_before_slowdown(name, body, argv)
-    until = _time.perf_counter() + _EXTRA_SECONDS.get(name, 0.0)
-    while _time.perf_counter() < until:
+def _burn():
+    command = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    until = time.perf_counter() + _EXTRA_SECONDS.get(command, 0.0)
+    while time.perf_counter() < until:
         pass
-    return code
+
+
+atexit.register(_burn)
 """
 
 
-def inject_slowdown(root: Path, extra_seconds: dict[str, float]) -> None:
-    """Make the CLIs of the source tree at `root` slower by {command name: extra seconds}."""
-    common = root / "src" / "ptychoreg" / "cli" / "_common.py"
-    common.write_text(common.read_text() + SLOWDOWN_PATCH.format(extra=extra_seconds))
+def slowdown_site(folder: Path, extra_seconds: dict[str, float]) -> Path:
+    """A folder whose sitecustomize.py makes the commands {module name ("train", "infer"): extra seconds}
+    slower, for a Side's `site`: no source text is edited."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SLOWDOWN_SITE.format(extra=extra_seconds))
+    return folder
 
 
-def measure_error_rates(fixture: str, regress: RegressSettings, gate: GateSettings, decisions: int, slowdown: float,
+def measure_error_rates(fixture: str, regression: RecipeRun, gate: GateSettings, decisions: int, slowdown: float,
                         repo: Path = Path("."), log: Callable[[str], None] = print) -> dict:
     """How often the gate fails unchanged code (false alarms) and passes a `slowdown` (misses).
 
@@ -187,14 +192,14 @@ def measure_error_rates(fixture: str, regress: RegressSettings, gate: GateSettin
     consecutive rounds is one gate decision for same-vs-base and one for slow-vs-base.
     """
     fixture = str(Path(fixture).resolve())
-    with worktree("HEAD", repo) as base, worktree("HEAD", repo) as same, worktree("HEAD", repo) as slow:
+    with worktree("HEAD", repo) as base, worktree("HEAD", repo) as same, \
+            tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
         # The slowdown is `slowdown` of the base's own times, measured here (median of 3 runs).
-        with tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
-            runs = [time_side(Side("base", base), fixture, regress, Path(scratch) / str(i)) for i in range(3)]
-        inject_slowdown(slow, {f"ptycho-{part}": slowdown * statistics.median(r[part] for r in runs)
-                               for part in ("train", "infer")})
-        times = interleaved([Side("base", base), Side("same", same), Side("slow", slow)], decisions * gate.pairs,
-                            fixture, regress, log)
+        runs = [time_side(Side("base", base), fixture, regression, Path(scratch) / str(i)) for i in range(3)]
+        site = slowdown_site(Path(scratch) / "slow-site", {part: slowdown * statistics.median(r[part] for r in runs)
+                                                           for part in ("train", "infer")})
+        times = interleaved([Side("base", base), Side("same", same), Side("slow", same, site=site)],
+                            decisions * gate.pairs, fixture, regression, log)
     blocks = []
     for d in range(decisions):
         cut = slice(d * gate.pairs, (d + 1) * gate.pairs)
@@ -202,7 +207,7 @@ def measure_error_rates(fixture: str, regress: RegressSettings, gate: GateSettin
     all_null = ratios(times["base"], times["same"])
     return {
         "settings": {"pairs": gate.pairs, "max_slowdown": gate.max_slowdown, "decisions": decisions,
-                     "injected_slowdown": slowdown, "threads": regress.threads},
+                     "injected_slowdown": slowdown, "threads": regression.config.train.threads},
         "false_alarms": sum(not all(b["same"][p]["ok"] for p in PARTS) for b in blocks),
         "detections": sum(not b["slow"]["total"]["ok"] for b in blocks),
         "null_median_ratios": {p: [b["same"][p]["median_ratio"] for b in blocks] for p in PARTS},

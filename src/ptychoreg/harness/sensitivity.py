@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
-from ptychoreg.config import SensitivitySettings
-from ptychoreg.harness.runner import dir_bytes, params_args, run_train_infer, spread
+from ptychoreg.core.config import SensitivitySettings
+from ptychoreg.harness.runner import RecipeRun, dir_bytes, run_train_infer, spread
 
 
 def cell_name(epochs: int, n_images: int) -> str:
@@ -22,21 +21,15 @@ def cell_name(epochs: int, n_images: int) -> str:
     return f"e{epochs}_n{n_images}"
 
 
-def cell_args(epochs: int, n_images: int, settings: SensitivitySettings, params_path: str | None) -> tuple[list, list]:
-    """The train and infer CLIs' arguments for one cell (gridsize 1: one image per group)."""
-    params = params_args(params_path)
-    train = ["--max-epochs", str(epochs), "--width", str(settings.width), "--gridsize", "1", "--n-groups", str(n_images)]
-    return train + params, ["--n-groups", str(n_images), *params]
-
-
-def run_cell(data: str, epochs: int, n_images: int, settings: SensitivitySettings, params_path: str | None = None) -> dict:
-    """One cell of the grid: `settings.repeats` timed train + infer runs on the first `n_images` patterns."""
-    args, infer_args = cell_args(epochs, n_images, settings, params_path)
+def run_cell(data: str, epochs: int, n_images: int, settings: SensitivitySettings, run: RecipeRun) -> dict:
+    """One cell of the grid: `settings.repeats` timed train + infer runs of `run` (the sensitivity recipe)
+    for `epochs` on the first `n_images` patterns (the cell's axes, as flags over the recipe)."""
+    args, infer_args = ["--max-epochs", str(epochs), "--n-groups", str(n_images)], ["--n-groups", str(n_images)]
     trains, infers, sizes, hashes = [], [], {}, set()
     with tempfile.TemporaryDirectory(prefix="ptycho-sensitivity-") as tmp:
         for repeat in range(settings.repeats):
             out = Path(tmp) / f"r{repeat}"
-            train, infer = run_train_infer(data, out, args, infer_args, settings.threads)
+            train, infer = run_train_infer(data, out, run, args, infer_args)
             trains.append(train.seconds)
             infers.append(infer.seconds)
             sizes = {
@@ -49,7 +42,8 @@ def run_cell(data: str, epochs: int, n_images: int, settings: SensitivitySetting
     return {
         "max_epochs": epochs,
         "n_images": n_images,
-        "settings": asdict(settings),
+        "settings": {"repeats": settings.repeats, "recipe": run.recipe, "width": run.config.model.width,
+                     "threads": run.config.train.threads, **run.config.model_dump()},
         "train_s": spread(trains),
         "infer_s": spread(infers),
         "total_s": spread([t + i for t, i in zip(trains, infers)]),

@@ -54,10 +54,10 @@ def export_run(run_dir, data_path: str, output, name: str | None = None, **units
     Ptychodus NPZ product at `output` (atomically); returns what was written, arrays summarised."""
     from pathlib import Path
 
-    from ptychoreg.contract import load_npz
-    from ptychoreg.errors import PtychoError
-    from ptychoreg.fileio import write_npz
-    from ptychoreg.model.bundle import load_bundle
+    from ptychoreg.core.contract import load_npz
+    from ptychoreg.core.errors import PtychoError
+    from ptychoreg.core.fileio import write_npz
+    from ptychoreg.core.model.bundle import load_bundle
 
     run_dir = Path(run_dir)
     for needed in ("reconstruction.npz", "model.pt", "history.json"):

@@ -61,9 +61,11 @@ class Phases:
         self.last = now
 
     def write(self, path: str | os.PathLike | None, **extra) -> None:
-        """The phases (and `extra` timings) as JSON at `path`; nothing when `path` is None."""
+        """The phases (and `extra` timings) as JSON at `path`, with this process's own peak memory;
+        nothing when `path` is None."""
         if path is None:
             return
-        from ptychoreg.fileio import write_text
+        from ptychoreg.core.fileio import write_text
 
-        write_text(path, json.dumps({"phases": {k: round(v, 5) for k, v in self.seconds.items()}, **extra}, indent=1) + "\n")
+        record = {"phases": {k: round(v, 5) for k, v in self.seconds.items()}, "peak_rss_mb": round(own_peak_rss_mb(), 1), **extra}
+        write_text(path, json.dumps(record, indent=1) + "\n")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptychoreg.errors import PtychoError
+from ptychoreg.core.errors import PtychoError
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ptychoreg import __version__
-from ptychoreg.config import FIXTURE_STRATEGIES, FixtureSpec
-from ptychoreg.contract import PtychoData, load_npz
-from ptychoreg.errors import PtychoError
-from ptychoreg.fileio import npz_bytes, file_digest, to_json, write_bytes, write_text
-from ptychoreg.geometry import extract_patches
-from ptychoreg.grouping import make_groups
-from ptychoreg.interop.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_metadata
+from ptychoreg.core import __version__
+from ptychoreg.core.config import FixtureSpec
+from ptychoreg.core.contract import PtychoData, load_npz
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.fileio import npz_bytes, file_digest, to_json, write_bytes, write_text
+from ptychoreg.core.geometry import extract_patches
+from ptychoreg.core.grouping import make_groups
+from ptychoreg.core.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_metadata
 
 FORMAT_VERSION = 1
 
@@ -41,7 +41,7 @@ def select_indices(n_total: int, size: int, strategy: str) -> np.ndarray:
             return np.zeros(1, dtype=np.int64)
         i = np.arange(size, dtype=np.int64)
         return (2 * i * (n_total - 1) + (size - 1)) // (2 * (size - 1))
-    raise PtychoError(None, f"strategy '{strategy}' is not one of {', '.join(FIXTURE_STRATEGIES)}")
+    raise PtychoError(None, f"strategy '{strategy}' is not one of stratified, first")
 
 
 def _coverage(sub: np.ndarray, full: np.ndarray) -> float:
@@ -164,7 +164,7 @@ def generate(
         "generator": {"module": __name__, "version": __version__, "code": generator_code()},
         "source": {"path": str(source), "sha256": file_digest(source), "bytes": Path(source).stat().st_size,
                    "n": data.n, "layout": data.layout.layout, "layout_evidence": data.layout.evidence},
-        "params": asdict(spec),
+        "params": spec.model_dump(),
         "subset": {"strategy": spec.strategy, "size": spec.subset_size, "indices": fixture.indices.tolist()},
         "transformations": fixture.transformations,
         "fixture": {"path": str(output), "sha256": digest, "bytes": len(payload)},

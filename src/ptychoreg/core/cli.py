@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Callable
 
-from ptychoreg.errors import PtychoError
+from ptychoreg.core.errors import PtychoError
 
 EXIT_ERROR = 2  # expected failure: bad input, bad parameter, unusable file
 
@@ -41,15 +41,35 @@ def entry_points(name: str, body: Callable[[list[str] | None], int | None]):
     return main, cli
 
 
-def add_params_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default=None,
-                        help="a params.yaml to read settings from (default: none, the built-in defaults of "
-                             "ptychoreg.config; never an implicit ./params.yaml)")
+def add_params_arg(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    parser.add_argument("--params", default=default,
+                        help=f"a params.yaml to read settings from (default: {default or 'none, the built-in defaults of ptychoreg.core.config; never an implicit ./params.yaml'})")
+
+
+def add_recipe_args(parser: argparse.ArgumentParser, default: str | None = None, params: str | None = None) -> None:
+    """--params and --recipe: the run a command does (a workflow command's flags override the recipe).
+    The harness's commands name their defaults (params.yaml, the regression recipe); the workflow's own
+    never read a params file they are not given."""
+    add_params_arg(parser, params)
+    parser.add_argument("--recipe", default=default,
+                        help=f"a named run of the params file (its recipes: section); default: "
+                             f"{default or 'the built-in defaults'}")
+
+
+def run_config(args: argparse.Namespace, sections: tuple[str, ...]):
+    """The run's Config: defaults, then --params/--recipe, then the flags of `sections`."""
+    from ptychoreg.core.config import resolve_recipe, section_flags
+    from ptychoreg.core.errors import PtychoError
+
+    if args.recipe and not args.params:
+        raise PtychoError(None, f"--recipe {args.recipe} needs --params, the file that holds it")
+    params, source = load_params(args.params)
+    return resolve_recipe(params, args.recipe, source, section_flags(args, sections))
 
 
 def load_params(path: str | None) -> tuple[dict, str]:
     """The params file given with --params, or nothing (the built-in defaults)."""
-    from ptychoreg.config import read_params
+    from ptychoreg.core.config import read_params
 
     if path is None:
         return {}, "defaults"

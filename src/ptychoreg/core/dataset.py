@@ -13,8 +13,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ptychoreg.contract import PtychoData
-from ptychoreg.grouping import Groups
+from ptychoreg.core.contract import PtychoData
+from ptychoreg.core.grouping import Groups
 
 
 def target_energy(size: int) -> float:

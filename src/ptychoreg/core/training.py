@@ -12,14 +12,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ptychoreg.config import Config, legacy_view
-from ptychoreg.contract import PtychoData
-from ptychoreg.dataset import GroupTensors, batches, group_tensors, intensity_scale, normalisation_factor, IntensityScale
-from ptychoreg.errors import PtychoError
-from ptychoreg.grouping import make_groups
-from ptychoreg.model.network import PtychoNet, predict_patches, prediction_window
-from ptychoreg.model.physics import forward_amplitude, loss_fn
-from ptychoreg.steps import step
+from ptychoreg.core.config import Config, legacy_view
+from ptychoreg.core.contract import PtychoData
+from ptychoreg.core.dataset import GroupTensors, batches, group_tensors, intensity_scale, normalisation_factor, IntensityScale
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.grouping import make_groups
+from ptychoreg.core.model.network import PtychoNet, predict_patches, prediction_window
+from ptychoreg.core.model.physics import forward_amplitude, loss_fn
+from ptychoreg.core.steps import step
 
 
 def select_device(accelerator: str) -> torch.device:
@@ -144,14 +144,14 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
 
 
 def _provenance(init_model: str | Path) -> dict:
-    from ptychoreg.fileio import file_digest
+    from ptychoreg.core.fileio import file_digest
 
     # The sha256 identifies the starting weights wherever the file moves (the quality stage's moves).
     return {"path": str(init_model), "sha256": file_digest(init_model, "sha256")}
 
 
 def _start_from(model: PtychoNet, init_model: str | Path) -> None:
-    from ptychoreg.model.bundle import load_bundle
+    from ptychoreg.core.model.bundle import load_bundle
 
     init = load_bundle(init_model).model
     ours, theirs = (model.size, model.width, model.probe_big), (init.size, init.width, init.probe_big)
@@ -163,8 +163,8 @@ def _start_from(model: PtychoNet, init_model: str | Path) -> None:
 
 def save_training(out: Path, result: TrainResult, config: Config, data: PtychoData) -> None:
     """Write the model bundle (model.pt) and the loss history (history.json)."""
-    from ptychoreg.fileio import path_from, write_json
-    from ptychoreg.model.bundle import save_bundle
+    from ptychoreg.core.fileio import path_from, write_json
+    from ptychoreg.core.model.bundle import save_bundle
 
     init = None if result.init_model is None else {**result.init_model, "path": path_from(out, result.init_model["path"])}
     save_bundle(
@@ -174,3 +174,12 @@ def save_training(out: Path, result: TrainResult, config: Config, data: PtychoDa
                             "intensity_scale_source": result.scale.source, "init_model": init}},
     )
     write_json(out / "history.json", {"loss": config.train.loss, "epochs": result.history})
+
+
+def train_to(out: Path, config: Config, data: PtychoData, log: Callable[[str], None] = print,
+             init_model: str | Path | None = None) -> TrainResult:
+    """The whole of ptycho-train as a library call: train `config` on `data` (from `init_model`'s weights
+    when given) and write model.pt and history.json into `out`."""
+    result = train_model(config, data, log=log, init_model=init_model)
+    save_training(Path(out), result, config, data)
+    return result

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ptychoreg.errors import PtychoError
-from ptychoreg.interop.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_nphotons
-from ptychoreg.steps import step
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_nphotons
+from ptychoreg.core.steps import step
 
 LAYOUTS = ("NHW", "HWN")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ptychoreg import __version__
-from ptychoreg.errors import PtychoError
-from ptychoreg.fileio import write_bytes
-from ptychoreg.model.network import PtychoNet
+from ptychoreg.core import __version__
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.fileio import write_bytes
+from ptychoreg.core.model.network import PtychoNet
 
 BUNDLE_FORMAT = "ptychoreg-model-bundle"
 BUNDLE_VERSION = 1
@@ -41,7 +41,7 @@ class Bundle:
 def versions() -> dict:
     """What produced a bundle. Only facts that are the same on every machine of the pinned set, so the
     bundle's bytes are too: the interpreter as major.minor (a patch release changes no numbers)."""
-    from ptychoreg import numerics
+    from ptychoreg.core import numerics
 
     return {
         "ptychoreg": __version__,

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from ptychoreg.geometry import extract_patches
+from ptychoreg.core.geometry import extract_patches
 
 
 def synthetic_arrays(n: int = 24, size: int = 16, layout: str = "NHW", seed: int = 0, step: float = 2.3) -> dict:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ptychoreg.contract import load_npz
-from ptychoreg.fileio import file_digest
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.fileio import file_digest
 
 
 def profile_dataset(path: str | Path, layout: str | None = None) -> dict:

@@ -2,7 +2,7 @@
 
 What the physics-informed network is measured against (the `reference` stage): an iterative solver that
 needs no training but iterates over every pattern for each new dataset. Same physics and patch
-convention as everything else (`ptychoreg.geometry`): patch = Fourier-shift(crop) by the position's
+convention as everything else (`ptychoreg.core.geometry`): patch = Fourier-shift(crop) by the position's
 fractional part, exit wave = probe * patch, measured amplitude = |fftshift(fft2(exit, "ortho"))| * N/2.
 The sub-pixel shift is unitary, so its adjoint (the inverse shift) carries each update back to the crop.
 """
@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ptychoreg.contract import PtychoData
-from ptychoreg.geometry import _fourier_ramp, patch_corners
+from ptychoreg.core.contract import PtychoData
+from ptychoreg.core.geometry import _fourier_ramp, patch_corners
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def epie(data: PtychoData, epochs: int, seed: int = 0, alpha: float = 1.0,
     size = data.frame_shape[0]
     canvas = canvas or (data.object.shape if data.object is not None else None)
     if canvas is None:
-        from ptychoreg.geometry import default_canvas_shape
+        from ptychoreg.core.geometry import default_canvas_shape
 
         canvas = default_canvas_shape(data.ycoords, data.xcoords, size)
     cy, fy = patch_corners(data.ycoords, size)
@@ -70,7 +70,7 @@ def epie(data: PtychoData, epochs: int, seed: int = 0, alpha: float = 1.0,
 def scanned_region(data: PtychoData, canvas: tuple[int, int]) -> np.ndarray:
     """The region the PINN's reconstruction covers (the stitcher's trusted centres), so both are scored
     over the same pixels."""
-    from ptychoreg.geometry import stitch
+    from ptychoreg.core.geometry import stitch
 
     size = data.frame_shape[0]
     ones = np.ones((data.n, size, size), np.complex64)

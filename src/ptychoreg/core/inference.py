@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ptychoreg.contract import PtychoData
-from ptychoreg.dataset import batches, group_tensors
-from ptychoreg.errors import PtychoError
-from ptychoreg.geometry import Stitched, default_canvas_shape, stitch
-from ptychoreg.grouping import make_groups
-from ptychoreg.model.bundle import Bundle
-from ptychoreg.model.network import predict_patches, prediction_window
+from ptychoreg.core.contract import PtychoData
+from ptychoreg.core.dataset import batches, group_tensors
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.geometry import Stitched, default_canvas_shape, stitch
+from ptychoreg.core.grouping import make_groups
+from ptychoreg.core.model.bundle import Bundle
+from ptychoreg.core.model.network import predict_patches, prediction_window
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def reconstruct(bundle: Bundle, data: PtychoData, n_groups: int | None = None, b
 def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, provenance: dict) -> dict:
     """Write reconstruction.npz, quality.json (with ground truth) and summary.json into `out`; return the
     summary (quality figures included when there are any). Figures: ptycho-plots (ptychoreg.plots)."""
-    from ptychoreg.fileio import sha256_array, write_json, write_npz
-    from ptychoreg.quality import quality_report
+    from ptychoreg.core.fileio import sha256_array, write_json, write_npz
+    from ptychoreg.evaluation.quality import quality_report
 
     obj, mask = result.stitched.object, result.stitched.mask
     write_npz(out / "reconstruction.npz", {"object": obj, "mask": mask, "positions": result.positions})
@@ -75,3 +75,20 @@ def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, pro
         write_json(out / "quality.json", summary["quality"])
     write_json(out / "summary.json", {k: v for k, v in summary.items() if k != "quality"})
     return summary
+
+
+def infer_to(out: Path, model_path: str | Path, data: PtychoData, config) -> dict:
+    """The whole of ptycho-infer as a library call: load the bundle `model_path` on `config`'s device
+    (an InferConfig), reconstruct `data`, write reconstruction.npz, summary.json (and quality.json) into
+    `out`; return the summary."""
+    from ptychoreg.core.fileio import path_from
+    from ptychoreg.core.model.bundle import load_bundle
+    from ptychoreg.core.training import configure_runtime, select_device
+
+    device = select_device(config.accelerator)
+    configure_runtime(0, config.threads, device, deterministic=False)
+    bundle = load_bundle(model_path, device)
+    result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size, gridsize=config.gridsize)
+    # The model as seen from the output folder: the same bytes wherever the run was staged.
+    return save_reconstruction(Path(out), result, data, {"model": path_from(out, model_path), "data": str(data.path),
+                                                        "device": str(device)})

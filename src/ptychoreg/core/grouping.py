@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptychoreg.errors import PtychoError
+from ptychoreg.core.errors import PtychoError
 
 SAMPLINGS = ("random", "sequential")
 

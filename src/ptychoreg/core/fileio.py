@@ -19,8 +19,8 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from ptychoreg.errors import PtychoError
-from ptychoreg.steps import step
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.steps import step
 
 # A fixed timestamp inside npz archives: zip entries otherwise carry the wall-clock time of writing,
 # and the same arrays would give different bytes on every run.
