@@ -23,7 +23,7 @@ from ptychoreg.core.fileio import file_digest
 from ptychoreg.evaluation.synthetic import synthetic_arrays
 
 N = 24  # patterns in the synthetic datasets
-PARAMS = "fixture:\n  min_subset: 16\n"  # what the matrix's CLIs read instead of the project's params.yaml
+PARAMS = "fixture:\n  min_subset: 16\nrecipes:\n  regression: {model: {width: 8}, train: {max_epochs: 2}}\n"  # what the matrix's CLIs read instead of the project's params.yaml
 # Where interrupted runs are killed: after reading, in the middle of training, and between writing each
 # output and renaming it into place (ptychoreg.core.steps names them).
 FIXTURE_KILL_STEPS = ["data loaded", "before-rename fixture.npz", "before-rename fixture.json"]
