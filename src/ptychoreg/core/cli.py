@@ -59,7 +59,6 @@ def add_recipe_args(parser: argparse.ArgumentParser, default: str | None = None,
 def run_config(args: argparse.Namespace, sections: tuple[str, ...]):
     """The run's Config: defaults, then --params/--recipe, then the flags of `sections`."""
     from ptychoreg.core.config import resolve_recipe, section_flags
-    from ptychoreg.core.errors import PtychoError
 
     if args.recipe and not args.params:
         raise PtychoError(None, f"--recipe {args.recipe} needs --params, the file that holds it")

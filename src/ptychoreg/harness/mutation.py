@@ -77,13 +77,13 @@ class RunSetup:
 
 def _train_infer(fixture: Path, setup: RunSetup, out: Path, commands: tuple[str, ...] = ("train", "infer")) -> None:
     """What ptycho-train and ptycho-infer do for the recipe, through the library, in this process."""
-    from ptychoreg.core.config import read_params, resolve_recipe
     from ptychoreg.core.contract import load_npz
     from ptychoreg.core.inference import infer_to
     from ptychoreg.core.training import train_to
+    from ptychoreg.harness.runner import RecipeRun
 
-    run = setup.run
-    config = resolve_recipe(read_params(run.params) if run.params else {}, run.recipe, run.params or "defaults")
+    # Resolved again inside the run, as the CLIs resolve it: a mutant of the resolution applies here.
+    config = RecipeRun.of(setup.run.params, setup.run.recipe).config
     data = load_npz(fixture)
     if "train" in commands:
         train_to(out, config, data, log=lambda _: None)

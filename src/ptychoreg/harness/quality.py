@@ -71,9 +71,9 @@ def score_quality(data_path: str, phases: list[Path], settings: QualitySettings,
 
 
 def _bundle_config(model: Path) -> dict:
-    import torch
+    from ptychoreg.core.model.bundle import load_bundle
 
-    return torch.load(model, map_location="cpu", weights_only=True)["config"]
+    return load_bundle(model).config
 
 
 def _phase(run: Path) -> dict:

@@ -106,10 +106,11 @@ class RecipeRun:
 
     @classmethod
     def of(cls, params_path: str | None, recipe: str | None) -> "RecipeRun":
-        from ptychoreg.core.config import read_params, resolve_recipe
+        from ptychoreg.core.cli import load_params
+        from ptychoreg.core.config import resolve_recipe
 
-        params = read_params(params_path) if params_path else {}
-        return cls(params_path, recipe, resolve_recipe(params, recipe, params_path or "defaults"))
+        params, source = load_params(params_path)
+        return cls(params_path, recipe, resolve_recipe(params, recipe, source))
 
     def args(self) -> list[str]:
         return [*(["--params", self.params] if self.params else []), *(["--recipe", self.recipe] if self.recipe else []),
