@@ -32,6 +32,34 @@ def test_round_trip(tmp_path):
     assert torch.equal(bundle.model(x), model.eval()(x))
 
 
+@pytest.mark.parametrize("layout", [{"heads": "shared"}, {"upsampling": "subpixel"}])
+def test_round_trip_keeps_the_layout(tmp_path, layout):
+    model = _save(tmp_path / "m.pt", **layout)
+    bundle = load_bundle(tmp_path / "m.pt")
+    assert bundle.model.architecture() == model.architecture()
+    x = torch.rand(1, 1, 16, 16)
+    assert torch.equal(bundle.model(x), model.eval()(x))
+
+
+def test_a_bundle_from_before_the_layout_options_loads_as_the_default_layout(tmp_path):
+    model = _save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["architecture"]["heads"], payload["architecture"]["upsampling"]
+    torch.save(payload, tmp_path / "m.pt")
+    bundle = load_bundle(tmp_path / "m.pt")
+    assert bundle.model.architecture() == model.architecture()
+    assert (bundle.model.heads, bundle.model.upsampling) == ("separate", "nearest")
+
+
+def test_a_layout_the_weights_do_not_fit_is_refused(tmp_path):
+    _save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["architecture"]["heads"] = "shared"  # two decoders' weights under a shared-decoder description
+    torch.save(payload, tmp_path / "m.pt")
+    with pytest.raises(PtychoError, match=r"architecture mismatch: \d+ missing, \d+ unexpected .*heads=shared"):
+        load_bundle(tmp_path / "m.pt")
+
+
 def test_same_model_same_bytes(tmp_path):
     _save(tmp_path / "a.pt")
     _save(tmp_path / "b.pt")

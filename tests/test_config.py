@@ -107,8 +107,10 @@ def test_cli_flags_are_derived_from_the_sections():
     assert set(ModelConfig.model_fields) | set(TrainConfig.model_fields) | {"recipe", "params"} <= train_flags
     assert set(InferConfig.model_fields) <= {a.dest for a in infer.parser()._actions}
     args = train.parser().parse_args(["--data", "d", "--output-dir", "o", "--nepochs", "3", "--n-images", "5",
-                                      "--no-probe-big", "--lr-schedule", "onecycle", "--gridsize", "2"])
+                                      "--no-probe-big", "--lr-schedule", "onecycle", "--gridsize", "2",
+                                      "--heads", "shared", "--upsampling", "subpixel"])
     assert (args.max_epochs, args.n_groups, args.probe_big, args.lr_schedule, args.gridsize) == (3, 5, False, "onecycle", 2)
+    assert (args.heads, args.upsampling) == ("shared", "subpixel")
     with pytest.raises(SystemExit):
         train.parser().parse_args(["--data", "d", "--output-dir", "o", "--gridsize", "4"])
 
@@ -135,5 +137,5 @@ def test_limits_are_checked_for_every_section():
         SensitivitySettings.from_params({"n_images": [16, 0]})
     with pytest.raises(PtychoError, match="key 'sensitivity.max_epochs': must not be empty"):
         SensitivitySettings.from_params({"max_epochs": []})
-    with pytest.raises(PtychoError, match="key 'quality.min_ssim': must be < 1"):
-        QualitySettings.from_params({"min_ssim": 1.5})
+    with pytest.raises(PtychoError, match="key 'quality.min_phase_ssim': must be < 1"):
+        QualitySettings.from_params({"min_phase_ssim": 1.5})

@@ -95,3 +95,32 @@ def test_the_quality_refinement_extends_the_pretrain_recipe():
     changed = {(section, key) for section in first for key in first[section] if first[section][key] != second[section][key]}
     assert changed == {("model", "gridsize"), ("train", "max_epochs"), ("train", "learning_rate")}
     assert (first["model"]["gridsize"], second["model"]["gridsize"]) == (1, 2)
+
+
+@pytest.mark.slow
+def test_the_quality_gate_fails_below_either_floor_and_keeps_the_outputs(fixture_path, tmp_path):
+    """One epoch per phase of a tiny recipe: each part's floor is its own check, a failure names the
+    checks and the figures in one line, and the outputs stay in <out>.failed for a look."""
+    from ptychoreg.core.config import QualitySettings
+    from ptychoreg.core.errors import PtychoError
+    from ptychoreg.harness.quality import score_quality, train_phases
+    from ptychoreg.harness.runner import RecipeRun
+
+    params = tmp_path / "params.yaml"
+    params.write_text("recipes:\n  tiny: {model: {width: 4, heads: shared, upsampling: subpixel}, train: {max_epochs: 1}}\n"
+                      "  tiny_refine: {extends: tiny, model: {gridsize: 2}}\n")
+    runs = [RecipeRun.of(str(params), name) for name in ("tiny", "tiny_refine")]
+    phases = [folder for folder, _ in train_phases(str(fixture_path), tmp_path / "runs", runs, echo=False)]
+    no_floor = QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=0.0)
+    metrics, _ = score_quality(str(fixture_path), phases, no_floor, tmp_path / "look", log=lambda _: None, enforce=False)
+    amplitude, phase = metrics["quality"]["amplitude"]["ssim"], metrics["quality"]["phase"]["ssim"]
+    assert metrics["checks"]["amplitude_ssim_above_floor"] and metrics["checks"]["phase_ssim_above_floor"]
+    phase_floor = round(phase + 0.01, 3)
+    metrics, _ = score_quality(str(fixture_path), phases, QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=phase_floor),
+                               tmp_path / "look", log=lambda _: None, enforce=False)
+    assert metrics["checks"]["amplitude_ssim_above_floor"] and not metrics["checks"]["phase_ssim_above_floor"]
+    with pytest.raises(PtychoError, match=rf"quality too low: (\w+, )*phase_ssim_above_floor.* \(amplitude SSIM "
+                                          rf"{amplitude:.3f} >= 0.0, phase SSIM {phase:.3f} < {phase_floor}\); outputs kept"):
+        score_quality(str(fixture_path), phases, QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=phase_floor),
+                      tmp_path / "low", log=lambda _: None)
+    assert (tmp_path / "low.failed" / "reconstruction.npz").is_file() and not (tmp_path / "low").exists()

@@ -27,7 +27,7 @@ def test_the_curve_runs_the_quality_recipe_at_each_budget(tmp_path, fixture_path
     params = tmp_path / "params.yaml"
     params.write_text("recipes:\n  quality_pretrain: {model: {width: 4}, train: {max_epochs: 2}}\n"
                       "  quality_refine: {extends: quality_pretrain, model: {gridsize: 2}}\n"
-                      "quality: {min_ssim: 0.99}\n")  # a floor no tiny run reaches: the curve must not enforce it
+                      "quality: {min_amplitude_ssim: 0.99, min_phase_ssim: 0.99}\n")  # a floor no tiny run reaches: the curve must not enforce it
     out = tmp_path / "metrics.json"
     assert main(["--data", str(fixture_path), "--scales", "1", "0.5", "--params", str(params),
                  "--out-dir", str(tmp_path / "runs"), "--metrics-out", str(out)]) == 0

@@ -89,8 +89,11 @@ def test_an_initial_model_of_another_width_is_refused(fixture_data, tmp_path):
     config = _config(max_epochs=1)
     save_training(tmp_path, train_model(config, fixture_data, log=lambda _: None), config, fixture_data)
     wider = Config.model_validate({"model": {"width": 8}, "train": {"max_epochs": 1, "val_fraction": 0.0}})
-    with pytest.raises(PtychoError, match=r"model.pt.*architecture.*\(64, 4, True\) differ from this run's \(64, 8, True\)"):
+    with pytest.raises(PtychoError, match=r"model.pt.*architecture.*differs: width 4 \(this run: 8\)$"):
         train_model(wider, fixture_data, log=lambda _: None, init_model=tmp_path / "model.pt")
+    shared = Config.model_validate({"model": {"width": 4, "heads": "shared"}, "train": {"max_epochs": 1, "val_fraction": 0.0}})
+    with pytest.raises(PtychoError, match=r"differs: heads 'separate' \(this run: 'shared'\)$"):
+        train_model(shared, fixture_data, log=lambda _: None, init_model=tmp_path / "model.pt")
 
 
 def test_inference_predicts_each_pattern_alone_or_merged_in_groups(fixture_data):

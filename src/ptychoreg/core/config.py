@@ -97,6 +97,11 @@ class ModelConfig(Section):
     width: Positive = knob(32, "channels of the first encoder block (the network has about 120 * width^2 weights)")
     gridsize: Gridsize = knob(1, "patterns per group = gridsize^2")
     probe_big: bool = knob(True, "predict the whole N x N patch (true) or only its centre N/2 (the peer's default)")
+    heads: Literal["separate", "shared"] = knob(
+        "separate", "separate: one decoder each for amplitude and phase (the peer's); shared: one decoder, two outputs")
+    upsampling: Literal["nearest", "subpixel"] = knob(
+        "nearest", "last doubling of resolution: nearest (upsample, then a double conv at full resolution) or "
+                   "subpixel (a conv at half resolution rearranged by PixelShuffle)")
 
 
 class TrainConfig(Section):
@@ -173,7 +178,11 @@ class SensitivitySettings(Section):
 
 class QualitySettings(Section):
     """The quality stage's floor; its training is the recipes quality_pretrain and quality_refine."""
-    min_ssim: float = knob(0.65, "amplitude and phase SSIM must reach this on every machine", ge=0, lt=1)
+    min_amplitude_ssim: float = knob(0.8, "the amplitude's SSIM must reach this on every machine", ge=0, lt=1)
+    min_phase_ssim: float = knob(0.82, "the phase's SSIM must reach this on every machine", ge=0, lt=1)
+
+    def floors(self) -> dict[str, float]:
+        return {"amplitude": self.min_amplitude_ssim, "phase": self.min_phase_ssim}
 
 
 class ReferenceSettings(Section):

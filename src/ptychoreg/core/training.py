@@ -44,6 +44,10 @@ def configure_runtime(seed: int, threads: int, device: torch.device, determinist
     if deterministic:
         # Some CUDA kernels (nearest-upsample backward) have no deterministic version: warn there, not fail.
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+        # Deterministic mode also fills every new tensor with NaN, a debugging aid: 3-6 % of a training
+        # step, the same weights bit for bit without it. A kernel reading unwritten memory would still
+        # show, as output bytes that differ between the regression's repeats.
+        torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 @dataclass
@@ -71,8 +75,8 @@ def _mean_loss(model, tensors: GroupTensors, probe, window, config: Config, scal
 
 def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = print,
                 init_model: str | Path | None = None) -> TrainResult:
-    """Train a network on `data`. `init_model`: a bundle whose weights (same size, width and probe_big,
-    any gridsize) replace the seeded initialisation."""
+    """Train a network on `data`. `init_model`: a bundle whose weights (the same architecture, any
+    gridsize) replace the seeded initialisation."""
     device = select_device(config.train.accelerator)
     configure_runtime(config.train.seed, config.train.threads, device)
     size = data.frame_shape[0]
@@ -93,8 +97,7 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
     n_val = int(len(tensors) * config.train.val_fraction)
     train_set, val_set = tensors.subset(order[n_val:]).to(device), tensors.subset(order[:n_val]).to(device)
 
-    model = PtychoNet(size=size, gridsize=config.model.gridsize, width=config.model.width,
-                      probe_big=config.model.probe_big)
+    model = PtychoNet(size=size, **config.model.model_dump())
     if init_model is not None:
         _start_from(model, init_model)
     model = model.to(device)
@@ -154,10 +157,11 @@ def _start_from(model: PtychoNet, init_model: str | Path) -> None:
     from ptychoreg.core.model.bundle import load_bundle
 
     init = load_bundle(init_model).model
-    ours, theirs = (model.size, model.width, model.probe_big), (init.size, init.width, init.probe_big)
+    # The weights do not depend on the gridsize (one network per member), so only it may differ.
+    ours, theirs = ({k: v for k, v in net.architecture().items() if k != "gridsize"} for net in (model, init))
     if ours != theirs:
-        raise PtychoError(init_model, f"initial model's (size, width, probe_big) {theirs} differ from this run's {ours}",
-                          key="architecture")
+        differ = ", ".join(f"{k} {theirs[k]!r} (this run: {ours[k]!r})" for k in ours if ours[k] != theirs[k])
+        raise PtychoError(init_model, f"initial model's architecture differs: {differ}", key="architecture")
     model.load_state_dict(init.state_dict())
 
 

@@ -64,9 +64,10 @@ def score_quality(data_path: str, phases: list[Path], settings: QualitySettings,
         failed = [name for name, ok in metrics["checks"].items() if not ok]
         if failed and enforce:
             q = metrics["quality"]
-            raise PtychoError(data_path, f"reconstruction quality too low: {', '.join(failed)} "
-                                         f"(amplitude SSIM {q['amplitude']['ssim']:.3f}, phase SSIM {q['phase']['ssim']:.3f}, "
-                                         f"floor {settings.min_ssim}); outputs kept in {out}.failed")
+            figures = ", ".join(f"{part} SSIM {q[part]['ssim']:.3f} {'>=' if q[part]['ssim'] >= floor else '<'} {floor}"
+                                for part, floor in settings.floors().items())
+            raise PtychoError(data_path, f"reconstruction quality too low: {', '.join(failed)} ({figures}); "
+                                         f"outputs kept in {out}.failed")
     return metrics, {"infer_s": time.perf_counter() - started, "infer_peak_rss_mb": own_peak_rss_mb()}
 
 
@@ -81,7 +82,9 @@ def _phase(run: Path) -> dict:
     history = json.loads((run / "history.json").read_text())["epochs"]
     config = _bundle_config(run / "model.pt")
     train = config["train"]
-    return {"gridsize": config["model"]["gridsize"], "width": config["model"]["width"], "batch_size": train["batch_size"],
+    model = config["model"]
+    return {"gridsize": model["gridsize"], "width": model["width"], "heads": model["heads"],
+            "upsampling": model["upsampling"], "batch_size": train["batch_size"],
             "learning_rate": train["learning_rate"], "loss_function": train["loss"], "threads": train["threads"],
             "epochs": len(history),
             "loss": {"first": history[0]["train_loss"], "last": history[-1]["train_loss"], "val_last": history[-1]["val_loss"]}}
@@ -108,7 +111,7 @@ def timing(phase_timings: list[Path], phases: list[dict], score: dict) -> dict:
 def _metrics(data: str, settings: QualitySettings, phases: list[dict], report: dict, patterns: int) -> dict:
     figures = headline(report)
     quality, baseline = figures["quality"], figures["baseline_flat"]
-    checks = {f"{part}_ssim_above_floor": quality[part]["ssim"] >= settings.min_ssim for part in ("amplitude", "phase")}
+    checks = {f"{part}_ssim_above_floor": quality[part]["ssim"] >= floor for part, floor in settings.floors().items()}
     checks.update({f"{part}_ssim_beats_flat": quality[part]["ssim"] > baseline[part]["ssim"] for part in ("amplitude", "phase")})
     return {
         "settings": settings.model_dump(),

@@ -57,8 +57,7 @@ def save_bundle(path: str | os.PathLike, model: PtychoNet, probe: np.ndarray, *,
     payload = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
-        "architecture": {"name": "PtychoNet", "size": model.size, "gridsize": model.gridsize, "width": model.width,
-                         "probe_big": model.probe_big},
+        "architecture": {"name": "PtychoNet", **model.architecture()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config,
         "legacy": legacy,
@@ -105,8 +104,10 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
     if not isinstance(arch, dict) or arch.get("name") != "PtychoNet":
         raise PtychoError(p, f"architecture {arch!r} is not PtychoNet", key="architecture")
     try:
+        # Bundles written before heads and upsampling were options hold the default layout.
+        options = {key: str(arch[key]) for key in ("heads", "upsampling") if key in arch}
         model = PtychoNet(size=int(arch["size"]), gridsize=int(arch["gridsize"]), width=int(arch["width"]),
-                          probe_big=bool(arch["probe_big"]))
+                          probe_big=bool(arch["probe_big"]), **options)
     except (KeyError, TypeError, ValueError) as exc:
         raise PtychoError(p, f"unusable architecture description ({_first_line(exc)})", key="architecture") from None
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -119,8 +120,8 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
         raise PtychoError(
             p,
             f"architecture mismatch: {len(missing)} missing, {len(unexpected)} unexpected and "
-            f"{len(reshaped)} reshaped weights for PtychoNet(size={model.size}, gridsize={model.gridsize}, "
-            f"width={model.width}, probe_big={model.probe_big})"
+            f"{len(reshaped)} reshaped weights for PtychoNet("
+            + ", ".join(f"{k}={v}" for k, v in model.architecture().items()) + ")"
             + (f" (first: {(missing + unexpected + reshaped)[0]})" if missing or unexpected or reshaped else ""),
             key="state_dict",
         )

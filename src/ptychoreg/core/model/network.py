@@ -9,6 +9,15 @@ scores a Poisson NLL of 6.4 per pixel against 0.19 uncut, so `probe_big` is our 
 The amplitude head is a sigmoid: bounded on both sides, so it cannot collapse to a flat negative
 floor the way the peer's SiLU head did.
 
+Two options make the network faster and better per second of training (docs/quality-experiments.md,
+fifth round); the defaults are the peer's layout, which the regression runs:
+- `heads="shared"`: one decoder with two outputs (amplitude and phase logits) instead of one decoder per
+  part. Amplitude and phase are two views of one complex patch, and the far field mixes them; one decoder
+  learns both from the same features, at 0.74x the weights.
+- `upsampling="subpixel"`: the last doubling of resolution is a sub-pixel convolution (Shi et al. 2016):
+  a 3x3 conv at half resolution gives 4 values per output pixel, which PixelShuffle rearranges. The
+  full-resolution double conv, ~45 % of a training step at width 16, is gone.
+
 With gridsize > 1 the same network predicts every member of a group from its own pattern, and
 `merge_group` makes the members consistent (the overlap constraint). The peer instead fed the g^2
 patterns in as channels of one network; here that network stuck at a flat object at every rate tried,
@@ -34,40 +43,67 @@ def _double_conv(c_in: int, c_out: int) -> list[nn.Module]:
     ]
 
 
-def _decoder(width: int, full: bool) -> nn.Sequential:
-    stages = [nn.Upsample(scale_factor=2, mode="nearest"), *_double_conv(4 * width, 2 * width),
-              nn.Upsample(scale_factor=2, mode="nearest"), *_double_conv(2 * width, width)]
-    if full:
-        stages += [nn.Upsample(scale_factor=2, mode="nearest"), *_double_conv(width, width)]
-    return nn.Sequential(*stages, nn.Conv2d(width, 1, 1))
+def _decoder(width: int, doublings: int, outputs: int, subpixel: bool) -> nn.Sequential:
+    """Upsample the encoder's 4w channels `doublings` times (4w -> 2w -> w -> w) to `outputs` logit maps."""
+    channels = (4 * width, 2 * width, width, width)
+    stages: list[nn.Module] = []
+    for i in range(doublings - subpixel):
+        stages += [nn.Upsample(scale_factor=2, mode="nearest"), *_double_conv(channels[i], channels[i + 1])]
+    if subpixel:
+        stages += [nn.Conv2d(channels[doublings - 1], 4 * outputs, 3, padding=1), nn.PixelShuffle(2)]
+    else:
+        stages.append(nn.Conv2d(width, outputs, 1))
+    return nn.Sequential(*stages)
+
+
+HEADS = ("separate", "shared")
+UPSAMPLING = ("nearest", "subpixel")
 
 
 class PtychoNet(nn.Module):
-    def __init__(self, size: int = 64, gridsize: int = 1, width: int = 32, probe_big: bool = True):
+    def __init__(self, size: int = 64, gridsize: int = 1, width: int = 32, probe_big: bool = True,
+                 heads: str = "separate", upsampling: str = "nearest"):
         super().__init__()
         if size % 8:
             raise ValueError(f"pattern size {size} must be a multiple of 8")
+        if heads not in HEADS or upsampling not in UPSAMPLING:
+            raise ValueError(f"heads {heads!r} / upsampling {upsampling!r}: expected one of {HEADS} / {UPSAMPLING}")
         self.size, self.gridsize, self.width, self.probe_big = size, gridsize, width, probe_big
+        self.heads, self.upsampling = heads, upsampling
         self.predicted_size = size if probe_big else size // 2
         self.encoder = nn.Sequential(
             *_double_conv(1, width), nn.MaxPool2d(2),
             *_double_conv(width, 2 * width), nn.MaxPool2d(2),
             *_double_conv(2 * width, 4 * width), nn.MaxPool2d(2),
         )
-        self.amplitude = _decoder(width, probe_big)
-        self.phase = _decoder(width, probe_big)
+        doublings, subpixel = 3 if probe_big else 2, upsampling == "subpixel"
+        if heads == "shared":
+            self.decoder = _decoder(width, doublings, 2, subpixel)
+        else:
+            self.amplitude = _decoder(width, doublings, 1, subpixel)
+            self.phase = _decoder(width, doublings, 1, subpixel)
         # oneDNN's convolutions run ~1.5x faster on CPU in channels-last layout (one training step of
         # 8 patterns at width 16: 50 ms against 74 ms on 2 cores); only the order of floating-point sums
         # changes, not the model.
         self.to(memory_format=torch.channels_last)
+
+    def architecture(self) -> dict:
+        """What rebuilds this network: the bundle's `architecture` entry, less its name."""
+        return {"size": self.size, "gridsize": self.gridsize, "width": self.width, "probe_big": self.probe_big,
+                "heads": self.heads, "upsampling": self.upsampling}
 
     def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
         """(B, C, N, N) normalised amplitudes -> (B, C, N, N) complex object patches, one per pattern."""
         groups, members, size = diffraction.shape[0], diffraction.shape[1], diffraction.shape[-1]
         patterns = diffraction.reshape(groups * members, 1, size, size)
         features = self.encoder(patterns.contiguous(memory_format=torch.channels_last))
-        amplitude = torch.sigmoid(self.amplitude(features))
-        phase = math.pi * torch.tanh(self.phase(features))
+        if self.heads == "shared":
+            logits = self.decoder(features)
+            amplitude_logit, phase_logit = logits[:, :1], logits[:, 1:]
+        else:
+            amplitude_logit, phase_logit = self.amplitude(features), self.phase(features)
+        amplitude = torch.sigmoid(amplitude_logit)
+        phase = math.pi * torch.tanh(phase_logit)
         pad = (self.size - self.predicted_size) // 2
         if pad:
             amplitude = nn.functional.pad(amplitude, (pad, pad, pad, pad))
