@@ -123,7 +123,7 @@ QUALITY_MODEL_INFER_ARGS = ("--threads", "1")  # the built-in inference settings
 # retrained with AVX2 kernels only (docs/quality-experiments.md, "Across machines"), the fixture's SSIM
 # and correlations moved by up to 0.043 and the FRC mean by up to 0.078 over two settings, so 0.1 and
 # 0.15 then: loose enough for another CPU, tight enough that a flat or broken model (SSIM ~0.26) fails.
-# On a machine of the pinned set (ptychoreg.core.numerics) the model retrains to the recorded bytes and its
+# On a machine of the pinned set (the canary matches: ptychoreg.harness.canary) the model retrains to the recorded bytes and its
 # inference to the recorded figures: the check is exact there.
 SAME_MODEL = {"rtol": 0, "atol": 1e-4}
 PINNED_EXACT = {"rtol": 0, "atol": 0}
@@ -149,11 +149,11 @@ def test_quality_model_on_fixture(request, fixture_path, tmp_path, num_regressio
     recorded = Path(request.fspath).parent / "test_golden" / "quality_model.md5"
     if request.config.getoption("force_regen") or request.config.getoption("regen_all"):
         recorded.write_text(file_digest(model, "md5") + "\n")
-    from ptychoreg.core.numerics import outside_pinned_set
+    from ptychoreg.harness import canary
 
     md5 = file_digest(model, "md5")
     same = recorded.is_file() and recorded.read_text().strip() == md5
-    pinned = not outside_pinned_set()
+    pinned, _ = canary.check()
     if pinned and not same and recorded.is_file():
         raise AssertionError(f"{model}: md5 {md5}, but this machine is in the pinned set and must build the recorded "
                              f"model {recorded.read_text().strip()} ({recorded.name}): the pinning does not hold here")

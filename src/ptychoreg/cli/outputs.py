@@ -1,7 +1,7 @@
 """ptycho-outputs: outputs that travel. Which stages the team remote restored, and whether outputs rebuilt
 here have the bytes dvc.lock records (every output but those dvc.yaml labels `host`).
 
-  ptycho-outputs status              is this machine in the pinned set; each stage restored or to rebuild (why)
+  ptycho-outputs status              is this machine in the pinned set (the canary); each stage restored or to rebuild (why)
   ptycho-outputs verify [STAGE ...]  rebuild the stages (default: every stage with outputs that travel) and
                                      compare each output with dvc.lock at --rev; --no-rebuild compares what
                                      is there now. Exit 1 when one differs: do not publish then.
@@ -38,16 +38,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _pinned_line() -> bool:
-    from ptychoreg.core import numerics
+    from ptychoreg.harness import canary
 
-    reasons = numerics.outside_pinned_set()
-    if reasons:
-        log("numerics: this machine is OUTSIDE the pinned set (" + "; ".join(reasons) + "): its outputs are not "
-            "expected to match dvc.lock, and must not be published; the golden values are the check here")
-    else:
-        log(f"numerics: in the pinned set, {numerics.describe()}: every output but the host measurements must "
-            "match dvc.lock byte for byte")
-    return not reasons
+    pinned, line = canary.check()
+    log(f"numerics: {line}: " + ("every output but the host measurements must match dvc.lock byte for byte" if pinned else
+        "this machine's outputs are not expected to match dvc.lock and must not be published; the golden values "
+        "are the check here"))
+    return pinned
 
 
 def _status(order, outputs) -> dict:

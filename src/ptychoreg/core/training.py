@@ -103,7 +103,9 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
     model = model.to(device)
     probe = torch.from_numpy(data.probe.astype(np.complex64)).to(device)
     window = prediction_window(model).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
+    # Fused: ATen's kernel takes the square root itself, correctly rounded; the default path hands it to
+    # MKL's vector math, whose rsqrtps approximation differs between CPU vendors (core/numerics.py).
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate, fused=True)
     scheduler = None
     if config.train.lr_schedule == "onecycle":
         # Warm up to learning_rate over the first 30 % of the steps, then anneal to ~0 (Smith & Topin 2019).

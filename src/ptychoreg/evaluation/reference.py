@@ -9,6 +9,7 @@ The sub-pixel shift is unitary, so its adjoint (the inverse shift) carries each 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -62,7 +63,7 @@ def epie(data: PtychoData, epochs: int, seed: int = 0, alpha: float = 1.0,
             update = step * (corrected - exit_wave)
             window += torch.fft.ifft2(torch.fft.fft2(update) * ramps[i].conj())
         seconds = time.perf_counter() - started
-        history.append({"epoch": epoch, "amplitude_error": (error / total) ** 0.5, "seconds": seconds})
+        history.append({"epoch": epoch, "amplitude_error": math.sqrt(error / total), "seconds": seconds})
         log(f"ePIE epoch {epoch:>3}/{epochs}  relative amplitude error {history[-1]['amplitude_error']:.5f}  ({seconds:.2f} s)")
     return EpieResult(obj.numpy(), history)
 

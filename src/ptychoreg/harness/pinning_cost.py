@@ -59,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     import platform
 
     from ptychoreg.core.fileio import write_json
-    from ptychoreg.core.numerics import _cpu_features
+    from numpy._core._multiarray_umath import __cpu_features__ as cpu_features
 
     regression = RecipeRun.of(args.params, "regression")
     with tempfile.TemporaryDirectory(prefix="ptycho-pinning-") as work:
         result = {
-            "machine": {"cpu": platform.processor() or platform.machine(), "avx512f": bool(_cpu_features().get("AVX512F"))},
+            "machine": {"cpu": platform.processor() or platform.machine(), "avx512f": bool(cpu_features.get("AVX512F"))},
             "regression": regression_cost(Path(".").resolve(), str(Path(args.fixture).resolve()), regression, args.pairs),
             "quality_epochs": quality_epoch_cost(args.data, args.params, args.quality_pairs, args.quality_epochs, Path(work)),
         }
