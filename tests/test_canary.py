@@ -4,7 +4,6 @@ under qemu-user as an AMD and an Intel CPU model."""
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re

@@ -77,8 +77,9 @@ def test_a_committed_slowdown_and_memory_growth_fail_the_gate(tmp_path, fixture_
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     subprocess.run(["git", "commit", "-q", "-am", "slower and larger training"], cwd=clone, check=True, env=env)
     regression = RecipeRun.of(str(clone / "params.yaml"), "regression")
-    result = run_gate(str(fixture_path), regression, GateSettings(base="HEAD~1", pairs=2, max_slowdown=0.5), head=clone,
-                      log=lambda _: None)
+    result, load = run_gate(str(fixture_path), regression, GateSettings(base="HEAD~1", pairs=2, max_slowdown=0.5),
+                            head=clone, log=lambda _: None)
+    assert set(load) >= {"others_share", "steal_share", "busy"}
     assert not result["train"]["ok"] and result["train"]["median_ratio"] > 1.5
     assert result["infer"]["ok"]
     assert not result["train memory"]["ok"] and result["train memory"]["median_ratio"] > 1.1, result["train memory"]

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from ptychoreg.core.cli import add_params_arg, entry_points, log
+from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, log
 
 EXIT_OUTSIDE = 1
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-canary", description=__doc__,
+    p = ArgumentParser(prog="ptycho-canary", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--json", action="store_true", help="print every part's hash as JSON")

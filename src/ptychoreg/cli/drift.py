@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.core.cli import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
 
 EXIT_DRIFT = 1
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-drift", description=__doc__)
+    p = ArgumentParser(prog="ptycho-drift", description=__doc__)
     p.add_argument("--rev", default="HEAD", help="git revision holding the baseline metrics")
     p.add_argument("--warn", action="append", choices=("runtime", "memory", "quality"), default=[],
                    help="report this rule's findings without failing (repeatable). CI warns on runtime (shared "
@@ -26,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.harness.drift import collect, evaluate, format_table
+    from ptychoreg.harness.drift import busy_measurements, collect, evaluate, format_table
     from ptychoreg.core.config import DriftSettings
 
     params, source = load_params(args.params)
@@ -35,6 +35,8 @@ def _main(argv):
     findings = evaluate(metrics_diff, params_diff, settings)
     log(f"drift against {args.rev}:")
     log(format_table(findings, warn_only=set(args.warn)))
+    for note in busy_measurements(metrics_diff, settings):
+        log(f"note: {note}")
     failed = [f for f in findings if not f.ok and f.rule not in args.warn]
     if failed:
         print(f"ptycho-drift: error: {len(failed)} metric(s) drifted beyond tolerance: "

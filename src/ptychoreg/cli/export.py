@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import entry_points, log
+from ptychoreg.core.cli import ArgumentParser, entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-export", description=__doc__)
+    p = ArgumentParser(prog="ptycho-export", description=__doc__)
     p.add_argument("--run-dir", required=True, help="folder with reconstruction.npz, model.pt and history.json")
     p.add_argument("--data", required=True, help="the dataset the run reconstructed (positions come from it)")
     p.add_argument("--output", required=True, help="the product file to write (.npz)")

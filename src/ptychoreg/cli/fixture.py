@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-fixture", description=__doc__)
+    p = ArgumentParser(prog="ptycho-fixture", description=__doc__)
     p.add_argument("--source", required=True, help="canonical dataset (.npz)")
     p.add_argument("--output", help="fixture path (default: params fixture.output)")
     p.add_argument("--subset-size", type=int)

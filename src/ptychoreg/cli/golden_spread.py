@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import add_recipe_args, entry_points, log
+from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-golden-spread", description=__doc__)
+    p = ArgumentParser(prog="ptycho-golden-spread", description=__doc__)
     p.add_argument("--fixture", required=True)
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--report", required=True)

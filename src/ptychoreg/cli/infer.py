@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from ptychoreg.core.cli import add_recipe_args, entry_points, hide_cuda_unless, log, run_config
+from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, hide_cuda_unless, log, run_config
 from ptychoreg.core.config import add_section_flags
 from ptychoreg.core.steps import Phases
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-infer", description=__doc__)
+    p = ArgumentParser(prog="ptycho-infer", description=__doc__)
     p.add_argument("--model", required=True, help="model bundle written by ptycho-train (model.pt)")
     p.add_argument("--data", required=True, help="dataset to reconstruct (.npz, data contract)")
     p.add_argument("--output-dir", required=True)
@@ -35,6 +35,7 @@ def _main(argv: list[str] | None) -> int:
     from pathlib import Path
 
     from ptychoreg.core.contract import load_npz
+    from ptychoreg.core.fileio import staged_outputs
 
     config = run_config(args, ("infer",)).infer
     hide_cuda_unless(config.accelerator)
@@ -46,8 +47,12 @@ def _main(argv: list[str] | None) -> int:
 
     phases.done("imports (torch, ours)")
     out = Path(args.output_dir)
-    summary = infer_to(out, args.model, data, config)
-    phases.done("inference, stitching, figures and writing")
+    with staged_outputs(out, ("reconstruction.npz", "summary.json", "quality.json"),
+                        inputs=[args.model, args.data, args.params], files=[args.timings_out]) as staged:
+        timings = args.timings_out and staged.file(args.timings_out)
+        summary = infer_to(staged.folder, args.model, data, config, seen_from=out)
+        phases.done("inference, stitching, figures and writing")
+        phases.write(timings)
     if "quality" in summary:
         q, flat = summary["quality"], summary["quality"]["baseline_flat"]
         log(f"quality: amplitude corr {q['amplitude']['correlation']:.4f} ssim {q['amplitude']['ssim']:.4f}; "
@@ -57,7 +62,6 @@ def _main(argv: list[str] | None) -> int:
     log(f"reconstructed {summary['positions']} positions onto {shape[0]}x{shape[1]} "
         f"({100 * summary['scanned_fraction']:.1f}% scanned), sha256 {summary['stitched_sha256'][:16]}..., "
         f"wrote {out} in {time.perf_counter() - started:.2f} s")
-    phases.write(args.timings_out)
     return 0
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.core.cli import add_recipe_args, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, load_params, log
 
 EXIT_ESCAPED = 1
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-mutation", description=__doc__)
+    p = ArgumentParser(prog="ptycho-mutation", description=__doc__)
     p.add_argument("--fixture", required=True, help="the committed fixture the regression runs on")
     p.add_argument("--canonical", required=True, help="the dataset the fixture is built from")
     p.add_argument("--fixture-metrics", default="metrics/fixture.json", help="holds the fixture's expected sha256")

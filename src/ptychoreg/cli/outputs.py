@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import entry_points, log
+from ptychoreg.core.cli import ArgumentParser, entry_points, log
 
 EXIT_DIFFERS = 1
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-outputs", description=__doc__,
+    p = ArgumentParser(prog="ptycho-outputs", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="the pinned set, and each stage restored or to rebuild")

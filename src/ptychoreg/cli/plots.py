@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import entry_points, log
+from ptychoreg.core.cli import ArgumentParser, entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-plots", description=__doc__)
+    p = ArgumentParser(prog="ptycho-plots", description=__doc__)
     p.add_argument("--run-dir", action="append", required=True,
                    help="folder written by ptycho-train and/or ptycho-infer (repeat for several; each "
                         "reconstruction gets a panel)")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.core.cli import EXIT_ERROR, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, EXIT_ERROR, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-profile", description=__doc__)
+    p = ArgumentParser(prog="ptycho-profile", description=__doc__)
     p.add_argument("--source", required=True, help="dataset to profile (.npz)")
     p.add_argument("--layout", choices=("NHW", "HWN"), help="diffraction layout, overriding detection")
     p.add_argument("--metrics-out", default="metrics/profile.json")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-quality", description=__doc__)
+    p = ArgumentParser(prog="ptycho-quality", description=__doc__)
     p.add_argument("--data", required=True, help="dataset with ground truth (the canonical file)")
     p.add_argument("--phase", action="append", required=True, metavar="RUN_DIR",
                    help="a training phase's folder (model.pt, history.json), in order; the last one's model is scored")

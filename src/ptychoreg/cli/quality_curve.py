@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-quality-curve", description=__doc__)
+    p = ArgumentParser(prog="ptycho-quality-curve", description=__doc__)
     p.add_argument("--data", required=True, help="dataset with ground truth (the canonical file)")
     p.add_argument("--scales", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0],
                    help="multiples of the quality recipes' epochs, both phases (default 0.25 0.5 1 2)")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-reference", description=__doc__)
+    p = ArgumentParser(prog="ptycho-reference", description=__doc__)
     p.add_argument("--data", required=True, help="dataset with ground truth (the canonical file)")
     p.add_argument("--out-dir", default="outputs/reference")
     p.add_argument("--metrics-out", default="metrics/reference.json",
@@ -25,12 +25,11 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv):
     args = parser().parse_args(argv)
     import time
-    from pathlib import Path
 
     from ptychoreg.core.config import ReferenceSettings
     from ptychoreg.core.contract import load_npz
     from ptychoreg.core.errors import PtychoError
-    from ptychoreg.core.fileio import write_json, write_npz
+    from ptychoreg.core.fileio import staged_outputs, write_json, write_npz
 
     params, source = load_params(args.params)
     settings = ReferenceSettings.from_params(params.get("reference"), where=source)
@@ -48,7 +47,6 @@ def _main(argv):
     result = epie(data, settings.epochs, seed=settings.seed, alpha=settings.alpha, log=log)
     seconds = time.perf_counter() - started
     mask = scanned_region(data, result.object.shape)
-    write_npz(Path(args.out_dir) / "reconstruction.npz", {"object": result.object, "mask": mask})
     metrics = {
         "method": "ePIE, known probe and positions",
         "settings": settings.model_dump(),
@@ -56,11 +54,15 @@ def _main(argv):
         "amplitude_error_last": result.history[-1]["amplitude_error"],
         **headline(quality_report(result.object, data.object, mask)),
     }
-    write_json(args.metrics_out, metrics)
     from ptychoreg.core.steps import own_peak_rss_mb
 
-    write_json(args.timing_out, {"seconds": seconds, "epoch_seconds": [round(h["seconds"], 5) for h in result.history],
-                                 "peak_rss_mb": own_peak_rss_mb()})
+    # The folder and both records move into place together, or none of them.
+    with staged_outputs(args.out_dir, ("reconstruction.npz",), inputs=[args.data, args.params],
+                        files=[args.metrics_out, args.timing_out]) as staged:
+        write_npz(staged.folder / "reconstruction.npz", {"object": result.object, "mask": mask})
+        write_json(staged.file(args.metrics_out), metrics)
+        write_json(staged.file(args.timing_out), {"seconds": seconds, "epoch_seconds": [round(h["seconds"], 5) for h in result.history],
+                                                  "peak_rss_mb": own_peak_rss_mb()})
     q = metrics["quality"]
     log(f"ePIE, {settings.epochs} epochs in {seconds:.1f} s: amplitude SSIM {q['amplitude']['ssim']:.4f}, "
         f"phase SSIM {q['phase']['ssim']:.4f}")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import add_recipe_args, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-regress", description=__doc__)
+    p = ArgumentParser(prog="ptycho-regress", description=__doc__)
     p.add_argument("--fixture", required=True)
     p.add_argument("--fixture-metrics", default="metrics/fixture.json", help="holds the fixture's expected sha256")
     p.add_argument("--staged-run", help="the infer_fixture stage's output folder: the timed runs must reproduce its bytes")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import entry_points, log
+from ptychoreg.core.cli import ArgumentParser, entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-report", description=__doc__)
+    p = ArgumentParser(prog="ptycho-report", description=__doc__)
     p.add_argument("--fixture-metrics", default="metrics/fixture.json")
     p.add_argument("--regression-metrics", default="metrics/regression.json")
     p.add_argument("--sensitivity-cells", default="metrics/sensitivity", help="the sensitivity matrix's cell metrics")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.core.cli import add_recipe_args, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, load_params, log
 
 EXIT_SLOWER = 1
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-runtime-gate", description=__doc__)
+    p = ArgumentParser(prog="ptycho-runtime-gate", description=__doc__)
     p.add_argument("--fixture", required=True)
     p.add_argument("--base", help="git revision to compare with (default: params runtime_gate.base)")
     p.add_argument("--pairs", type=int, help="interleaved pairs (default: params runtime_gate.pairs)")
@@ -55,12 +55,13 @@ def _main(argv):
             write_json(args.metrics_out, result)
         log(report)
         return 0
-    result = gate_lib.run_gate(args.fixture, regression, gate, log=log)
+    result, load = gate_lib.run_gate(args.fixture, regression, gate, log=log)
     log(gate_lib.format_verdict(result, gate.max_slowdown))
     if args.metrics_out:
         write_json(args.metrics_out, {"base": gate.base, "pairs": gate.pairs, "max_slowdown": gate.max_slowdown,
-                                      "max_memory_growth": gate.max_memory_growth, **result})
+                                      "max_memory_growth": gate.max_memory_growth, "machine_load": load, **result})
     slower = [part for part, r in result.items() if not r["ok"]]
+    neighbour = " (the machine was busy during the measurement: see above)" if load["busy"] else ""
     reason = gate_lib.accepted_slowdown() if slower else None
     if reason:
         log(f"runtime gate: {', '.join(slower)} slower than {gate.base} beyond {100 * gate.max_slowdown:.0f} %, "
@@ -68,7 +69,7 @@ def _main(argv):
         return 0
     if slower:
         print(f"ptycho-runtime-gate: error: against {gate.base}, beyond +{100 * gate.max_slowdown:.0f} % time or "
-              f"+{100 * gate.max_memory_growth:.0f} % peak memory: {', '.join(slower)}", file=sys.stderr)
+              f"+{100 * gate.max_memory_growth:.0f} % peak memory: {', '.join(slower)}{neighbour}", file=sys.stderr)
         return EXIT_SLOWER
     log(f"runtime gate passed: no part slower than {gate.base} beyond {100 * gate.max_slowdown:.0f} %, "
         f"no peak memory larger beyond {100 * gate.max_memory_growth:.0f} %")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import add_recipe_args, entry_points, load_params, log
+from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-sensitivity", description=__doc__)
+    p = ArgumentParser(prog="ptycho-sensitivity", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     cell = sub.add_parser("cell", help="time one max_epochs x n_images combination")
     cell.add_argument("--data", required=True, help="dataset to run on (the canonical file)")

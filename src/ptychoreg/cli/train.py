@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from ptychoreg.core.cli import add_recipe_args, entry_points, hide_cuda_unless, log, run_config
+from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, hide_cuda_unless, log, run_config
 from ptychoreg.core.config import add_section_flags
 from ptychoreg.core.steps import Phases
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptycho-train", description=__doc__)
+    p = ArgumentParser(prog="ptycho-train", description=__doc__)
     p.add_argument("--data", required=True, help="training dataset (.npz, data contract)")
     p.add_argument("--output-dir", required=True, help="folder for model.pt and history.json")
     p.add_argument("--layout", choices=("NHW", "HWN"), help="diffraction layout, overriding detection")
@@ -37,6 +37,7 @@ def _main(argv: list[str] | None) -> int:
     from pathlib import Path
 
     from ptychoreg.core.contract import load_npz
+    from ptychoreg.core.fileio import staged_outputs
 
     config = run_config(args, ("model", "train"))
     hide_cuda_unless(config.train.accelerator)
@@ -48,10 +49,15 @@ def _main(argv: list[str] | None) -> int:
 
     phases.done("imports (torch, ours)")
     out = Path(args.output_dir)
-    result = train_to(out, config, data, log=log, init_model=args.init_model)
-    phases.done("training and writing")
+    # The whole folder (and the timings file) is written under temporary names and moved into place only
+    # when everything succeeded: a failure leaves the previous run as it was.
+    with staged_outputs(out, ("model.pt", "history.json"), inputs=[args.data, args.init_model, args.params],
+                        files=[args.timings_out]) as staged:
+        timings = args.timings_out and staged.file(args.timings_out)  # refused now, not after the training
+        result = train_to(staged.folder, config, data, log=log, init_model=args.init_model, seen_from=out)
+        phases.done("training and writing")
+        phases.write(timings, epoch_seconds=[round(s, 5) for s in result.epoch_seconds])
     log(f"wrote {out / 'model.pt'} and history.json in {time.perf_counter() - started:.2f} s")
-    phases.write(args.timings_out, epoch_seconds=[round(s, 5) for s in result.epoch_seconds])
     return 0
 
 

@@ -1,29 +1,80 @@
-"""What every command shares: one-line errors, exit codes, the params.yaml default."""
+"""What every command shares: the error boundary (one line, exit codes), argument parsing, the params default.
+
+Every command, console script or `python -m`, runs its body through `run`:
+- bad input (a PtychoError, an unusable file, a bad flag): one line on stderr naming the file, key or flag
+  and the problem, exit 2;
+- anything else is a bug: one line saying so and where the full traceback was written, exit 1 (with
+  PTYCHOREG_DEBUG=1 the traceback goes to stderr as well).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 from typing import Callable
 
 from ptychoreg.core.errors import PtychoError
 
 EXIT_ERROR = 2  # expected failure: bad input, bad parameter, unusable file
+EXIT_BUG = 1  # an internal error: a bug to report
+DEBUG = "PTYCHOREG_DEBUG"  # "1": internal errors also print their traceback on stderr
+MESSAGE_LIMIT = 400  # characters of one error line: a message never echoes an unbounded value
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the project's rule for bad input: a bad flag or value is one line and exit 2, not the
+    whole usage text."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` on one line, at most `limit` characters."""
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _write_traceback(name: str) -> Path | None:
+    """The current exception's traceback in a file of its own (the one line names it), or None."""
+    try:
+        folder = Path(tempfile.gettempdir()) / "ptychoreg-tracebacks"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+        path.write_text(f"{name} {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+        return path
+    except OSError:
+        return None
 
 
 def run(name: str, body: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a command body; expected errors become one line on stderr and exit code 2, never a traceback."""
+    """Run a command body behind the error boundary (module docstring); return its exit code."""
     try:
         return int(body(argv) or 0)
     except PtychoError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{name}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"{name}: error: {one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
+    except MemoryError:
+        print(f"{name}: error: out of memory: the inputs need more memory than this machine could give", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug, said in one line
+        path = _write_traceback(name)
+        if os.environ.get(DEBUG) == "1":
+            traceback.print_exc()
+        where = f"full traceback in {path}" if path else "no traceback file could be written"
+        print(f"{name}: internal error (a bug, please report it): {type(exc).__name__}: "
+              f"{one_line(exc, 200)}; {where}", file=sys.stderr)
+        return EXIT_BUG
     return EXIT_ERROR
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -29,6 +30,14 @@ Loss = Literal["poisson", "gaussian", "mae"]
 Gridsize = Literal[1, 2, 3]
 Schedule = Literal["constant", "onecycle"]
 Positive = Annotated[int, Field(ge=1)]
+
+
+def brief(value) -> str:
+    """repr of a value a user gave, bounded: an error message never renders a whole (or aliased) structure."""
+    limits = reprlib.Repr()
+    limits.maxstring = limits.maxother = 60
+    limits.maxlevel, limits.maxlist, limits.maxdict, limits.maxtuple, limits.maxset = 2, 4, 4, 4, 4
+    return limits.repr(value)
 
 
 def knob(default, help: str = "", **limits):
@@ -60,7 +69,7 @@ def _problem(error: dict) -> str:
     if kind == "extra_forbidden":
         return "unknown setting"
     if kind == "literal_error":
-        return f"{value!r} is not one of {ctx['expected']}"
+        return f"{brief(value)} is not one of {ctx['expected']}"
     if kind in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
         sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than": "<", "less_than_equal": "<="}[kind]
         return f"must be {sign} {next(iter(ctx.values()))}"
@@ -68,14 +77,14 @@ def _problem(error: dict) -> str:
         return "must not be empty"
     expected = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str",
                 "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping"}.get(kind)
-    return f"expected {expected}, got {value!r}" if expected else error["msg"]
+    return f"expected {expected}, got {brief(value)}" if expected else error["msg"]
 
 
 def validated(cls: type[BaseModel], values, where: str, section: str):
     """`cls` from `values`, or one PtychoError: the file, the dotted key, the problem (and, for an unknown
     key, the known ones)."""
     if values is not None and not isinstance(values, dict):
-        raise PtychoError(where, f"expected a mapping, got {values!r}", key=section or None)
+        raise PtychoError(where, f"expected a mapping, got {brief(values)}", key=section or None)
     try:
         return cls.model_validate(values or {})
     except ValidationError as exc:
@@ -114,7 +123,7 @@ class TrainConfig(Section):
     neighbours: Positive = knob(4, "K nearest neighbours a group's members are drawn from")
     group_sampling: Literal["random", "sequential"] = knob("random", "random (seeded) or sequential")
     val_fraction: float = knob(0.1, "groups held out to report a validation loss", ge=0, lt=1)
-    seed: int = knob(1234, "the one seed: torch init, shuffling, grouping")
+    seed: int = knob(1234, "the one seed: torch init, shuffling, grouping", ge=0, le=2**32 - 1)
     threads: Positive = knob(1, "torch intra-op threads (pinned: timings and bitwise results depend on it)")
     accelerator: Accelerator = knob("cpu", "cpu, cuda or auto")
 
@@ -189,7 +198,7 @@ class ReferenceSettings(Section):
     """The classical reference beside the PINN (the reference stage): ePIE, known probe and positions."""
     epochs: Positive = knob(30, "passes over every position")
     alpha: float = knob(1.0, "ePIE object update step", gt=0)
-    seed: int = knob(0, "seeds the order positions are visited in")
+    seed: int = knob(0, "seeds the order positions are visited in", ge=0, le=2**32 - 1)
     threads: Positive = knob(1, "torch threads")
 
 
@@ -248,20 +257,21 @@ def _recipe_values(params: dict, name: str, where: str, seen: tuple = ()) -> dic
     """Recipe `name`'s sections with what it extends merged under them (section by section)."""
     recipes = params.get("recipes") or {}
     if not isinstance(recipes, dict):
-        raise PtychoError(where, f"expected a mapping of recipes, got {recipes!r}", key="recipes")
+        raise PtychoError(where, f"expected a mapping of recipes, got {brief(recipes)}", key="recipes")
     if name not in recipes:
         raise PtychoError(where, f"no recipe {name!r} (recipes: {', '.join(recipes) or 'none'})", key=f"recipes.{name}")
     if name in seen:
         raise PtychoError(where, f"recipes extend each other in a circle: {' -> '.join(seen + (name,))}", key=f"recipes.{name}")
-    own = recipes[name] or {}
+    own = recipes[name]
     if not isinstance(own, dict):
-        raise PtychoError(where, f"expected a mapping, got {own!r}", key=f"recipes.{name}")
+        raise PtychoError(where, f"a recipe is a mapping of sections ({{}} for every default), got {brief(own)}",
+                          key=f"recipes.{name}")
     own = dict(own)
     parent = own.pop("extends", None)
     if parent is None:
         return own
     if not isinstance(parent, str):
-        raise PtychoError(where, f"expected a recipe's name, got {parent!r}", key=f"recipes.{name}.extends")
+        raise PtychoError(where, f"expected a recipe's name, got {brief(parent)}", key=f"recipes.{name}.extends")
     merged = _recipe_values(params, parent, where, seen + (name,))
     for section, values in own.items():
         base = merged.get(section)
@@ -326,27 +336,64 @@ def section_flags(args: argparse.Namespace, sections: tuple[str, ...]) -> dict:
 
 # ---- params.yaml ---------------------------------------------------------------------------------------
 
-def read_params(path: str | os.PathLike) -> dict:
-    """Load params.yaml as a dict, with one-line errors; every section name must be known."""
+MAX_PARAMS_BYTES = 1 << 20  # a params file is a page of settings; anything larger is not one
+
+
+def strict_yaml(text: str, where) -> object:
+    """YAML as data, strictly: anchors and aliases refused before anything is built (an alias bomb would
+    expand without bound), duplicate keys refused (YAML would keep the last one silently)."""
     import yaml  # only the commands that read params.yaml pay for the import
 
-    p = Path(path)
-    if not p.is_file():
-        raise PtychoError(p, "params file not found")
+    # The C loader when PyYAML has it: ~10x faster, and every CLI call reads this file.
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Strict(base):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise PtychoError(where, f"duplicate key {brief(key)} at line {key_node.start_mark.line + 1} "
+                                             "(YAML would keep the last one silently)")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
     try:
-        # The C loader when PyYAML has it: ~10x faster, and every CLI call reads this file.
-        data = yaml.load(p.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        for event in yaml.parse(text, Loader=base):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise PtychoError(where, f"anchors and aliases (&, *) are not accepted (line {event.start_mark.line + 1})")
+        return yaml.load(text, Loader=Strict)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise PtychoError(p, f"not valid YAML{at}") from None
+        raise PtychoError(where, f"not valid YAML{at}") from None
+    except TypeError:  # a key YAML cannot hash (a mapping or list as a key)
+        raise PtychoError(where, "a key is a mapping or a list; keys are names") from None
+
+
+def read_params(path: str | os.PathLike) -> dict:
+    """Load params.yaml as a dict, with one-line errors; every section name must be known, none empty."""
+    p = Path(path)
+    if not p.is_file():
+        raise PtychoError(p, "params file not found")
+    if p.stat().st_size > MAX_PARAMS_BYTES:
+        raise PtychoError(p, f"{p.stat().st_size:,} bytes: not a params file (at most {MAX_PARAMS_BYTES:,})")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PtychoError(p, f"not UTF-8 text (byte {exc.start})") from None
+    data = strict_yaml(text, p)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise PtychoError(p, "top level must be a mapping")
     unknown = [name for name in data if name not in SECTIONS]
     if unknown:
-        raise PtychoError(p, f"unknown section {unknown[0]!r}; the sections are {', '.join(SECTIONS)}", key=unknown[0])
+        raise PtychoError(p, f"unknown section {brief(unknown[0])}; the sections are {', '.join(SECTIONS)}",
+                          key=str(unknown[0])[:60])
+    empty = [name for name, values in data.items() if values is None]
+    if empty:
+        raise PtychoError(p, "section is empty (null): give its settings or remove it", key=empty[0])
     return data
 
 

@@ -7,14 +7,17 @@ Contract: ../shared/design/data-contract.md. Everything else in the project read
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.limits import check_memory, gib
 from ptychoreg.core.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_nphotons
 from ptychoreg.core.steps import step
 
@@ -84,16 +87,15 @@ def _read_members(path: str) -> dict[str, np.ndarray]:
         magic = handle.read(6)
     if magic.startswith(b"\x80"):
         raise _fail(path, None, "is a Python pickle; refused (loading it could run code)")
-    if not magic.startswith((b"PK", b"\x93NUMPY")):
+    if magic.startswith(b"\x93NUMPY"):
+        raise _fail(path, None, "holds a single .npy array, expected an .npz archive of named arrays")
+    if not magic.startswith(b"PK"):
         raise _fail(path, None, "not a readable .npz archive (not a zip file)")
     try:
+        _check_declared_sizes(path)
         archive = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise _fail(path, None, f"not a readable .npz archive ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise _fail(path, None, f"not a readable .npz archive ({exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise _fail(path, None, "holds a single .npy array, expected an .npz archive of named arrays")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        raise _fail(path, None, f"not a readable .npz archive ({str(exc)[:160]})") from None
     arrays = {}
     with archive:
         for key in archive.files:
@@ -102,10 +104,36 @@ def _read_members(path: str) -> dict[str, np.ndarray]:
             except ValueError as exc:
                 if "pickle" in str(exc) or "Object arrays" in str(exc):
                     raise _fail(path, key, "holds a pickled object array; refused (allow_pickle=False)") from None
-                raise _fail(path, key, f"unreadable array ({exc})") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise _fail(path, key, f"truncated or corrupt array ({exc})") from None
+                raise _fail(path, key, f"unreadable array ({str(exc)[:160]})") from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+                raise _fail(path, key, f"truncated or corrupt array ({str(exc)[:160]})") from None
     return arrays
+
+
+def _check_declared_sizes(path: str) -> None:
+    """Each array's declared shape against the bytes its member holds, and all of them against the memory
+    limit, from the headers alone: a damaged or forged header is refused before anything is allocated."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            key = info.filename[:-4]
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(member)
+                except (ValueError, SyntaxError, TypeError) as exc:
+                    raise _fail(path, key, f"unreadable array header ({str(exc)[:120]})") from None
+            if dtype.hasobject:
+                continue  # refused when read (pickle)
+            declared = math.prod(shape) * dtype.itemsize
+            if declared > info.file_size:
+                raise _fail(path, key, f"declares shape {shape[:8]} of {dtype} ({gib(declared)}) but holds "
+                                       f"{info.file_size:,} bytes: damaged or forged")
+            total += declared
+    check_memory(total, "reading its arrays", where=path)
 
 
 def _check_finite(path, key, array):
@@ -234,6 +262,29 @@ def detect_layout(
     )
 
 
+# Bytes per object pixel that stitching holds at once (complex sums, weights, mask, the result).
+STITCH_BYTES_PER_PIXEL = 64
+
+
+def _check_scan_extent(path, ycoords: np.ndarray, xcoords: np.ndarray, size: int, obj: np.ndarray | None) -> None:
+    """Every patch must lie on the object frame: the object's when the file has one, else the frame from the
+    origin to the farthest patch, which stitching allocates (so its size is checked against memory first)."""
+    corners = {key: np.floor(np.asarray(c, dtype=np.float64) - size / 2) for key, c in (("ycoords", ycoords), ("xcoords", xcoords))}
+    frame = obj.shape if obj is not None else None
+    for axis, (key, corner) in enumerate(corners.items()):
+        limit = frame[axis] if frame is not None else None
+        outside = (corner < 0) | (corner + size > limit) if limit is not None else corner < 0
+        if outside.any():
+            first = int(np.flatnonzero(outside)[0])
+            where = f"the {frame[0]}x{frame[1]} objectGuess" if frame is not None else "the object frame (negative pixels)"
+            raise _fail(path, key, f"{int(outside.sum())} of {outside.size} positions put their {size}x{size} patch "
+                                   f"outside {where} (first: index {first}, centre {float(np.asarray(ycoords if axis == 0 else xcoords)[first]):.6g})")
+    if frame is None:
+        rows, cols = (float(c.max()) + size + 1 for c in corners.values())
+        check_memory(rows * cols * STITCH_BYTES_PER_PIXEL, f"stitching onto the {rows:.3g} x {cols:.3g} pixel frame its "
+                                                           "positions span", where=path, key="xcoords/ycoords")
+
+
 def _parse_metadata(path, array) -> dict:
     if array.ndim != 0 or array.dtype.kind != "U":
         raise _fail(path, "metadata", f"expected a 0-d unicode JSON string, got {array.dtype} shape {array.shape}")
@@ -328,9 +379,15 @@ def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
         if patches.shape != diffraction.shape:
             raise _fail(path, "Y", f"has shape {patches.shape}, expected {diffraction.shape} (N,H,W)")
 
+    _check_scan_extent(path, arrays["ycoords"], arrays["xcoords"], diffraction.shape[1], obj)
+
     metadata = _parse_metadata(path, arrays["metadata"]) if "metadata" in arrays else {}
     if PTYCHOPINN_METADATA_KEY in arrays:
         metadata = _merge_ptychopinn_metadata(path, arrays[PTYCHOPINN_METADATA_KEY], metadata)
+    nphotons = metadata.get("nphotons")
+    if nphotons is not None and (isinstance(nphotons, bool) or not isinstance(nphotons, (int, float))
+                                 or not math.isfinite(nphotons) or nphotons <= 0):
+        raise _fail(path, "metadata", f"nphotons must be a finite number > 0, got {str(nphotons)[:40]!r}")
     scan_index = arrays.get("scan_index")
     if scan_index is not None and (scan_index.shape != (n,) or scan_index.dtype.kind not in "iu"):
         raise _fail(path, "scan_index", f"expected ({n},) integers, got {scan_index.dtype} shape {scan_index.shape}")

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -57,8 +58,11 @@ def _remove_stale_temps(folder: Path, name: str) -> None:
     for tmp in folder.glob(f".{name}.*.tmp"):
         pid = tmp.name[len(name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not _pid_alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
 
 
 @contextlib.contextmanager
@@ -134,3 +138,85 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     write_bytes(path, npz_bytes(arrays))
+
+
+def refuse_overlap(outputs: list, inputs: list) -> None:
+    """Refuse an output path that is one of the command's inputs: writing it would destroy that input."""
+    resolved = {Path(i).resolve(): str(i) for i in inputs if i is not None}
+    for out in (o for o in outputs if o is not None):
+        name = resolved.get(Path(out).resolve())
+        if name is not None:
+            raise PtychoError(out, f"is the input {name}: writing it would destroy that input; choose another output")
+
+
+class StagedOutputs:
+    """A command's outputs, staged: `folder` is a temporary folder beside the output folder, `file(path)` a
+    temporary path beside each other file the command was asked to write."""
+
+    def __init__(self, target: Path, staging: Path, writes: tuple[str, ...]) -> None:
+        self.target, self.folder, self.writes = target, staging, writes
+        self.files: dict[Path, Path] = {}
+
+    def file(self, path: str | os.PathLike) -> Path:
+        target = Path(path)
+        if target.is_dir():
+            raise PtychoError(target, "is a directory, expected a file path")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+        except OSError as exc:
+            raise PtychoError(target, f"cannot be written ({exc.strerror or exc})") from None
+        os.close(fd)
+        self.files[target] = Path(tmp)
+        return Path(tmp)
+
+    def commit(self) -> None:
+        """Move everything into place: a new folder by one rename; into an existing folder, each new file by
+        its own rename, and those of `writes` this run did not write (quality.json without a true object)
+        removed, so the folder never mixes two runs' outputs; its other files stay. Then the files beside it."""
+        step(f"before-rename {self.target.name}")  # everything written, nothing in place yet
+        if not self.target.exists():
+            os.replace(self.folder, self.target)
+        else:
+            written = sorted(self.folder.iterdir())
+            for entry in written:
+                os.replace(entry, self.target / entry.name)
+            for name in set(self.writes) - {entry.name for entry in written}:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.target / name).unlink()
+            self.folder.rmdir()
+        for target, tmp in self.files.items():
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, target)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        for tmp in self.files.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: str | os.PathLike, writes: tuple[str, ...], inputs: list = (),
+                   files: list = ()) -> Iterator[StagedOutputs]:
+    """Write a command's outputs (the files `writes` in `folder`, and `files` beside it) under temporary
+    names; move them into place only when the block succeeds, so any failure leaves the previous folder and
+    files byte-identical. An output that is one of `inputs` is refused first."""
+    target = Path(folder)
+    refuse_overlap([target, *(target / name for name in writes), *files], list(inputs))
+    if target.exists() and not target.is_dir():
+        raise PtychoError(target, "is a file, expected an output folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(target.parent, target.name)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise PtychoError(target.parent, f"cannot write output folder ({exc.strerror or exc})") from None
+    os.chmod(staging, 0o777 & ~_UMASK)
+    staged = StagedOutputs(target, staging, writes)
+    try:
+        yield staged
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise

@@ -77,10 +77,10 @@ def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, pro
     return summary
 
 
-def infer_to(out: Path, model_path: str | Path, data: PtychoData, config) -> dict:
+def infer_to(out: Path, model_path: str | Path, data: PtychoData, config, seen_from: Path | None = None) -> dict:
     """The whole of ptycho-infer as a library call: load the bundle `model_path` on `config`'s device
     (an InferConfig), reconstruct `data`, write reconstruction.npz, summary.json (and quality.json) into
-    `out`; return the summary."""
+    `out` (a staging folder for `seen_from`); return the summary."""
     from ptychoreg.core.fileio import path_from
     from ptychoreg.core.model.bundle import load_bundle
     from ptychoreg.core.training import configure_runtime, select_device
@@ -90,5 +90,5 @@ def infer_to(out: Path, model_path: str | Path, data: PtychoData, config) -> dic
     bundle = load_bundle(model_path, device)
     result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size, gridsize=config.gridsize)
     # The model as seen from the output folder: the same bytes wherever the run was staged.
-    return save_reconstruction(Path(out), result, data, {"model": path_from(out, model_path), "data": str(data.path),
-                                                        "device": str(device)})
+    return save_reconstruction(Path(out), result, data, {"model": path_from(seen_from or out, model_path),
+                                                        "data": str(data.path), "device": str(device)})

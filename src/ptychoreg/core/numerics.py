@@ -40,6 +40,11 @@ PINNED_ENV = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
 }
 
+# Not numerics (the bytes do not depend on it), but read by the same libraries when they load: OpenMP
+# threads sleep at a barrier instead of spinning, so a busy neighbour costs time in proportion to the CPU it
+# takes (harness/contention.py measures why and what it costs). Set only where the user has not chosen.
+THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
 _loaded_before_pin: list[str] = []
 
 
@@ -49,7 +54,10 @@ def native_requested(environ=os.environ) -> bool:
 
 def pin() -> None:
     """Set the pinned variables in this process's environment (inherited by its children), unless opted
-    out. Overrides values already set: a stray MKL_CBWR must not change the bytes silently."""
+    out. Overrides values already set: a stray MKL_CBWR must not change the bytes silently. The thread wait
+    policy is set either way, unless already chosen."""
+    for key, value in THREAD_ENV.items():
+        os.environ.setdefault(key, value)
     if native_requested():
         return
     _loaded_before_pin[:] = [m for m in ("numpy", "torch") if m in sys.modules
@@ -60,7 +68,7 @@ def pin() -> None:
 def env(native: bool = False, extra: dict | None = None) -> dict:
     """A child process's environment: this one's, pinned (or, with `native`, with the pins removed and the
     opt-out set), plus `extra`."""
-    out = dict(os.environ)
+    out = {**THREAD_ENV, **os.environ}
     if native:
         for key in PINNED_ENV:
             out.pop(key, None)

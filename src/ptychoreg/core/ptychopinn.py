@@ -31,5 +31,6 @@ def ptychopinn_metadata(nphotons: float, size: int, transformations: list[str]) 
 def ptychopinn_nphotons(value: np.ndarray) -> float | None:
     """The photon count a `_metadata` string holds, or None (PtychoPINN's MetadataManager.get_nphotons)."""
     record = json.loads(str(np.asarray(value).item()))
-    nphotons = record.get("physics_parameters", {}).get("nphotons") if isinstance(record, dict) else None
+    physics = record.get("physics_parameters") if isinstance(record, dict) else None
+    nphotons = physics.get("nphotons") if isinstance(physics, dict) else None
     return float(nphotons) if isinstance(nphotons, (int, float)) and not isinstance(nphotons, bool) else None

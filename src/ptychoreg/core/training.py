@@ -16,6 +16,7 @@ from ptychoreg.core.config import Config, legacy_view
 from ptychoreg.core.contract import PtychoData
 from ptychoreg.core.dataset import GroupTensors, batches, group_tensors, intensity_scale, normalisation_factor, IntensityScale
 from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.limits import check_memory
 from ptychoreg.core.grouping import make_groups
 from ptychoreg.core.model.network import PtychoNet, predict_patches, prediction_window
 from ptychoreg.core.model.physics import forward_amplitude, loss_fn
@@ -73,21 +74,40 @@ def _mean_loss(model, tensors: GroupTensors, probe, window, config: Config, scal
     return total / len(tensors)
 
 
+def check_trainable(config: Config, data: PtychoData) -> int:
+    """Refuse, before any allocation, data this run cannot train on; return the pattern size."""
+    h, w = data.frame_shape
+    if h != w or h % 8 or h < 8:
+        raise PtychoError(data.path, f"patterns of {h}x{w}: the network takes square patterns whose side is a "
+                                     "multiple of 8", key="diffraction")
+    if data.n < 2:
+        raise PtychoError(data.path, f"{data.n} pattern: training needs at least 2", key="diffraction")
+    channels = config.model.gridsize ** 2
+    groups = min(config.train.n_groups or data.n, data.n)
+    # The group tensors (inputs, measured amplitudes, float32) and a batch's activations (~24 maps of
+    # `width` channels per pattern, forward and backward).
+    need = groups * channels * h * w * 4 * 3 + config.train.batch_size * channels * h * w * 4 * config.model.width * 24
+    check_memory(need, f"training {groups} groups of {channels} {h}x{w} patterns at width {config.model.width}",
+                 where=data.path)
+    return h
+
+
 def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = print,
                 init_model: str | Path | None = None) -> TrainResult:
     """Train a network on `data`. `init_model`: a bundle whose weights (the same architecture, any
     gridsize) replace the seeded initialisation."""
     device = select_device(config.train.accelerator)
     configure_runtime(config.train.seed, config.train.threads, device)
-    size = data.frame_shape[0]
-    if data.frame_shape[0] != data.frame_shape[1]:
-        raise PtychoError(data.path, f"frames must be square, got {data.frame_shape}", key="diffraction")
+    size = check_trainable(config, data)
 
-    groups = make_groups(
-        data.ycoords, data.xcoords, config.model.gridsize, config.train.n_groups,
-        neighbours=config.train.neighbours, sampling=config.train.group_sampling,
-        seed=config.train.seed, max_offset=size / 2,
-    )
+    try:
+        groups = make_groups(
+            data.ycoords, data.xcoords, config.model.gridsize, config.train.n_groups,
+            neighbours=config.train.neighbours, sampling=config.train.group_sampling,
+            seed=config.train.seed, max_offset=size / 2,
+        )
+    except PtychoError as exc:  # name the file the positions came from
+        raise PtychoError(exc.where or data.path, exc.problem, key=exc.key or "xcoords/ycoords") from None
     norm_factor = normalisation_factor(data.diffraction)
     scale = intensity_scale(data)
     tensors = group_tensors(data.diffraction, groups, norm_factor)
@@ -167,12 +187,14 @@ def _start_from(model: PtychoNet, init_model: str | Path) -> None:
     model.load_state_dict(init.state_dict())
 
 
-def save_training(out: Path, result: TrainResult, config: Config, data: PtychoData) -> None:
-    """Write the model bundle (model.pt) and the loss history (history.json)."""
+def save_training(out: Path, result: TrainResult, config: Config, data: PtychoData, seen_from: Path | None = None) -> None:
+    """Write the model bundle (model.pt) and the loss history (history.json) into `out`; paths they record
+    are seen from `seen_from`, the folder they will live in when `out` is a staging folder."""
     from ptychoreg.core.fileio import path_from, write_json
     from ptychoreg.core.model.bundle import save_bundle
 
-    init = None if result.init_model is None else {**result.init_model, "path": path_from(out, result.init_model["path"])}
+    init = None if result.init_model is None else {**result.init_model,
+                                                   "path": path_from(seen_from or out, result.init_model["path"])}
     save_bundle(
         out / "model.pt", result.model, data.probe, config=config.to_dict(), legacy=result.legacy,
         norm_factor=result.norm_factor, intensity_scale=result.scale.value,
@@ -183,9 +205,9 @@ def save_training(out: Path, result: TrainResult, config: Config, data: PtychoDa
 
 
 def train_to(out: Path, config: Config, data: PtychoData, log: Callable[[str], None] = print,
-             init_model: str | Path | None = None) -> TrainResult:
+             init_model: str | Path | None = None, seen_from: Path | None = None) -> TrainResult:
     """The whole of ptycho-train as a library call: train `config` on `data` (from `init_model`'s weights
-    when given) and write model.pt and history.json into `out`."""
+    when given) and write model.pt and history.json into `out` (a staging folder for `seen_from`)."""
     result = train_model(config, data, log=log, init_model=init_model)
-    save_training(Path(out), result, config, data)
+    save_training(Path(out), result, config, data, seen_from)
     return result

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ptychoreg.core.config import DriftSettings
 from ptychoreg.harness.dvc import dvc_json
+from ptychoreg.harness.load import from_record
 
 FIXTURE_METRICS = "metrics/fixture.json"
 
@@ -54,6 +55,19 @@ def _rises(rule: str, metrics_diff: dict, watched: dict[str, list[str]], limit: 
             rise = (new - old) / old
             findings.append(Finding(rule, name, old, new, f"{100 * rise:+.1f} %", f"<= +{100 * limit:.0f} %", rise <= limit))
     return findings
+
+
+def busy_measurements(metrics_diff: dict, settings: DriftSettings) -> list[str]:
+    """For each runtime metrics file measured on a busy machine (its `machine_load`, harness.load), on
+    either side of the comparison: one line saying so."""
+    notes = []
+    for path in settings.runtime_metrics:
+        for side in ("old", "new"):
+            load = from_record({field: (metrics_diff.get(path, {}).get(f"machine_load.{field}") or {}).get(side)
+                                for field in ("others_share", "steal_share", "cpus")})
+            if load is not None and load.busy:
+                notes.append(f"{path} ({'baseline' if side == 'old' else 'this run'}): {load.describe()}")
+    return notes
 
 
 def evaluate(metrics_diff: dict, params_diff: dict, settings: DriftSettings) -> list[Finding]:

@@ -62,7 +62,13 @@ def pipeline(root: str | Path = ".") -> tuple[list[str], list[Output]]:
     import networkx as nx
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    from dvc.exceptions import DvcException
+
+    try:
+        repo_handle = Repo(str(root))
+    except DvcException as exc:  # not a DVC repository, or one DVC cannot read
+        raise PtychoError(root, f"not a usable DVC repository ({str(exc)[:160]})") from None
+    with repo_handle as repo:
         place = {stage: i for i, stage in enumerate(repo.index.stages)}
         upstream_first = nx.lexicographical_topological_sort(repo.index.graph.reverse(), key=lambda s: place.get(s, -1))
         stages = [s for s in upstream_first if getattr(s, "cmd", None)]

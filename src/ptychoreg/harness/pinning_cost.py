@@ -12,12 +12,12 @@ bytes that match every other machine.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
 from pathlib import Path
 
+from ptychoreg.core.cli import ArgumentParser, entry_points
 from ptychoreg.harness.quality import PHASES, train_phases
 from ptychoreg.harness.runner import RecipeRun, spread
 from ptychoreg.harness.runtime_gate import Side, interleaved, ratios
@@ -46,8 +46,8 @@ def quality_epoch_cost(data: str, params: str, pairs: int, epochs: int, work: Pa
                     "ratio": spread([p / n for n, p in zip(s["native"], s["pinned"])])} for phase, s in per_epoch.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ptychoreg.harness.pinning_cost", description=__doc__)
+def _main(argv: list[str] | None) -> int:
+    p = ArgumentParser(prog="python -m ptychoreg.harness.pinning_cost", description=__doc__)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
     p.add_argument("--data", default="data/canonical/ptycho_sim_1087.npz")
@@ -76,5 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+main, cli = entry_points("python -m ptychoreg.harness.pinning_cost", _main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()

@@ -25,6 +25,7 @@ from ptychoreg.core.contract import load_npz
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.harness.fixture import verify_fixture
 from ptychoreg.core.geometry import stitch
+from ptychoreg.harness.load import observe
 from ptychoreg.harness.runner import (RecipeRun, breakdown, dir_bytes, run_calibration, run_train_infer, spread,
                                       time_python)
 from ptychoreg.evaluation.quality import headline
@@ -82,7 +83,7 @@ def run_regression(
     staged_sha = json.loads((Path(staged_run) / "summary.json").read_text())["stitched_sha256"] if staged_run else None
 
     runs, trains, infers, calibrations, parts, torch_import = [], [], [], [], [], []
-    with tempfile.TemporaryDirectory(prefix="ptycho-regress-") as work:
+    with tempfile.TemporaryDirectory(prefix="ptycho-regress-") as work, observe() as load:
         for repeat in range(settings.repeats):
             run_dir = Path(work) / f"repeat{repeat}"
             calibrations.append(run_calibration(run_dir / "calibration.log"))
@@ -147,4 +148,7 @@ def run_regression(
         "orientation_max_error": orientation,
         "artifacts": {"bundle_bytes": last["bundle_bytes"], "output_bytes": last["output_bytes"]},
         "checks": checks,
+        # Whether other processes or the hypervisor took CPU while these seconds were measured (the drift
+        # gate says so beside a runtime rise).
+        "machine_load": load.record(),
     }, per_repeat

@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 from ptychoreg.core.config import GateSettings
 from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.load import observe
 from ptychoreg.harness.runner import RecipeRun, run_train_infer
 
 PARTS = ("train", "infer", "total")
@@ -145,14 +146,17 @@ def format_verdict(result: dict, max_slowdown: float) -> str:
 
 
 def run_gate(fixture: str, regression: RecipeRun, gate: GateSettings, head: Path = Path("."),
-             log: Callable[[str], None] = print) -> dict:
-    """Time the working tree at `head` against `gate.base`; return the verdict per part (time, then memory)."""
+             log: Callable[[str], None] = print) -> tuple[dict, dict]:
+    """Time the working tree at `head` against `gate.base`; return the verdict per part (time, then memory)
+    and the machine's other load over the measurement (harness.load)."""
     with worktree(gate.base, head) as base_root:
         log(f"runtime gate: {gate.base} ({base_root.name}) against the working tree, {gate.pairs} interleaved pairs")
-        times = interleaved([Side("base", base_root), Side("head", head.resolve())], gate.pairs, str(Path(fixture).resolve()),
-                            regression, log)
+        with observe() as load:
+            times = interleaved([Side("base", base_root), Side("head", head.resolve())], gate.pairs,
+                                str(Path(fixture).resolve()), regression, log)
+    log(f"runtime gate: {load.describe()}")
     return {**verdict(times["base"], times["head"], gate.max_slowdown),
-            **memory_verdict(times["base"], times["head"], gate.max_memory_growth)}
+            **memory_verdict(times["base"], times["head"], gate.max_memory_growth)}, load.record()
 
 
 # ---- the gate's own error rates ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ global outside tensors and plain containers. Inference reads only the bundle and
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import platform
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from ptychoreg.core import __version__
+from ptychoreg.core.config import Config, validated
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.core.fileio import write_bytes
 from ptychoreg.core.model.network import PtychoNet
@@ -79,6 +81,23 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _check_record(p: Path, payload: dict, model: PtychoNet) -> None:
+    """What the bundle records beside its weights must agree with them and be usable: the run's config
+    (validated; its model section against the architecture) and the normalisation values."""
+    if not isinstance(payload["config"], dict):
+        raise PtychoError(p, f"expected the run's settings (a mapping), got {type(payload['config']).__name__}", key="config")
+    config = validated(Config, payload["config"], str(p), "config")
+    arch, stated = model.architecture(), payload["config"].get("model") or {}
+    for key, value in config.model.model_dump().items():
+        if key in stated and key in arch and arch[key] != value:
+            raise PtychoError(p, f"the recorded config says {value!r} but the weights are PtychoNet({key}={arch[key]!r})",
+                              key=f"config.model.{key}")
+    for key in ("norm_factor", "intensity_scale"):
+        value = payload[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise PtychoError(p, f"must be a finite number > 0, got {str(value)[:40]!r}", key=key)
+
+
 def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu") -> Bundle:
     p = Path(path)
     if not p.exists():
@@ -125,6 +144,12 @@ def load_bundle(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
             + (f" (first: {(missing + unexpected + reshaped)[0]})" if missing or unexpected or reshaped else ""),
             key="state_dict",
         )
+    bad = sorted(k for k, v in state.items() if not (isinstance(v, torch.Tensor) and (not v.is_floating_point()
+                                                                                      or bool(torch.isfinite(v).all()))))
+    if bad:
+        raise PtychoError(p, f"{len(bad)} weight tensor(s) hold NaN or Inf values or are not tensors (first: {bad[0]})",
+                          key="state_dict")
+    _check_record(p, payload, model)
     model.load_state_dict(state)
     model.to(device).eval()
     probe = payload["probe"]
