@@ -72,6 +72,12 @@ def refused(main, argv: list[str], watched: list[Path]) -> str:
     return lines[0]
 
 
+def _train_over_previous(work: Path, data: Path, params: Path) -> list[str]:
+    """ptycho-train's arguments: `data` and `params` (recipe tiny) over the previous run and timings file."""
+    return ["--data", str(data), "--output-dir", str(work / "previous"), "--params", str(params), "--recipe", "tiny",
+            "--timings-out", str(work / "timings.json")]
+
+
 @pytest.fixture(scope="module")
 def work():
     """A scratch folder with a good dataset, a good params file, a previous run's output folder and a
@@ -163,8 +169,7 @@ def test_a_malformed_params_file_is_refused_cleanly(work, case):
     event(kind)
     params = work / "bad.yaml"
     params.write_bytes(data)
-    line = refused(train.main, ["--data", str(work / "good.npz"), "--output-dir", str(work / "previous"),
-                                "--params", str(params), "--recipe", "tiny", "--timings-out", str(work / "timings.json")],
+    line = refused(train.main, _train_over_previous(work, work / "good.npz", params),
                    [work / "good.npz", work / "previous", work / "timings.json", params])
     assert str(params) in line, (kind, line)
 
@@ -276,8 +281,7 @@ def test_a_malformed_dataset_is_refused_cleanly(work, case):
     event(kind)
     bad = work / "bad.npz"
     bad.write_bytes(data)
-    line = refused(train.main, ["--data", str(bad), "--output-dir", str(work / "previous"), "--params",
-                                str(work / "params.yaml"), "--recipe", "tiny", "--timings-out", str(work / "timings.json")],
+    line = refused(train.main, _train_over_previous(work, bad, work / "params.yaml"),
                    [bad, work / "previous", work / "timings.json"])
     assert str(bad) in line, (kind, line)
 

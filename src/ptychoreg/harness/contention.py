@@ -16,6 +16,7 @@ thousands of small parallel regions of an epoch can cost a time slice. A passive
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -53,18 +54,10 @@ def epoch_seconds(data: str, run: RecipeRun, epochs: int, n_groups: int | None, 
                   busy: bool) -> tuple[float, dict]:
     """Median seconds of an epoch after the first (which warms caches up), and the machine's other load."""
     extra = ["--max-epochs", str(epochs), *(["--n-groups", str(n_groups)] if n_groups else [])]
-    with Competitor() if busy else _nothing(), observe() as load:
+    with Competitor() if busy else contextlib.nullcontext(), observe() as load:
         record = run_train(data, work, run, extra, env=env, logs=work)
     epochs_s = json.loads(record.timings.read_text())["epoch_seconds"]
     return statistics.median(epochs_s[1:] or epochs_s), load.record()
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
 
 
 def measure(cases: list[tuple[str, str, RecipeRun, int, int | None]], repeats: int, work: Path,
