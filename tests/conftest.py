@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import ptychoreg  # noqa: F401  first: it pins the numerical environment before numpy loads (ptychoreg.core.numerics)
-import numpy as np
+from ptychoreg.core.cli import setup_process
+
+setup_process()  # first: the pinned numerical environment, before numpy or torch load (ptychoreg.core.numerics)
+
+import numpy as np  # noqa: E402
 import pytest
 
 from ptychoreg.evaluation.synthetic import synthetic_arrays  # noqa: F401  (tests import it from here)
@@ -30,6 +33,20 @@ def pytest_addoption(parser):
     parser.addoption("--golden-infer", default=None)
     parser.addoption("--quality-model", default=str(ROOT / "outputs/quality/refine/model.pt"),
                      help="the reference model the quality-model check reconstructs the fixture with")
+
+
+def project_values(section: str) -> dict:
+    """A harness section as the project's params.yaml states it (those settings have no defaults)."""
+    from ptychoreg.core.config import read_params
+
+    return dict(read_params(ROOT / "params.yaml")[section])
+
+
+def project_settings(section: str, **changes):
+    """The project's section `section` with `changes`, validated."""
+    from ptychoreg.core.config import load_section
+
+    return load_section(section, {section: {**project_values(section), **changes}})
 
 
 def save_npz(path: Path, arrays: dict) -> Path:

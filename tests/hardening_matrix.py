@@ -18,16 +18,22 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import yaml
 
+from conftest import project_values
 from ptychoreg.core.fileio import file_digest
 from ptychoreg.evaluation.synthetic import synthetic_arrays
 
 N = 24  # patterns in the synthetic datasets
-PARAMS = "fixture:\n  min_subset: 16\nrecipes:\n  regression: {model: {width: 8}, train: {max_epochs: 2}}\n"  # what the matrix's CLIs read instead of the project's params.yaml
-# Where interrupted runs are killed: after reading, in the middle of training, and between writing each
-# output and renaming it into place (ptychoreg.core.steps names them).
-FIXTURE_KILL_STEPS = ["data loaded", "before-rename fixture.npz", "before-rename fixture.json"]
-TRAIN_KILL_STEPS = ["data loaded", "epoch 1", "epoch 2", "before-rename model.pt", "before-rename history.json"]
+# What the matrix's CLIs read instead of the project's params.yaml: the project's harness sections they read
+# (those have no defaults) with the fixture's floor lowered, and a small regression recipe.
+PARAMS = yaml.safe_dump({"fixture": {**project_values("fixture"), "min_subset": 16}, "regress": project_values("regress"),
+                         "recipes": {"regression": {"model": {"width": 8}, "train": {"max_epochs": 2}}}}, sort_keys=False)
+# Where an interrupted run is killed (tests/stop_at.py events): data loaded, after each epoch, and the worst
+# moment, each output complete and not yet moved into place.
+LOADED = "return:ptychoreg.core.contract.load_npz"
+FIXTURE_KILL_STEPS = [LOADED, "rename:fixture.npz", "rename:fixture.json"]
+TRAIN_KILL_STEPS = [LOADED, "log:epoch   1/", "log:epoch   2/", "rename:model.pt", "rename:history.json"]
 
 
 @dataclass(frozen=True)
@@ -250,7 +256,7 @@ class Matrix:
                      extra_check=lambda: "regression ran" if metrics.exists() else "")
 
     def interrupted(self, source: Path, steps: list[str], command: str) -> None:
-        """SIGKILL a run at each named step (ptychoreg.core.steps); the previous outputs must stay valid and the
+        """SIGKILL a run at each event (tests/stop_at.py); the previous outputs must stay valid and the
         next run succeed. The run stops itself at the step and says so, so the kill lands exactly there."""
         from ptychoreg.core.contract import load_npz
         from ptychoreg.core.model.bundle import load_bundle
@@ -336,18 +342,19 @@ class Matrix:
                              f"exit {returncode}: {message}; first run exit {first.returncode}", ok))
 
 
-def kill_at_step(argv: list[str], name: str, cwd: Path, timeout: float = 600) -> bool:
-    """Run `argv` until it stops itself at step `name`, then SIGKILL it there. Returns whether it reached
-    the step (False: it exited without passing there)."""
-    from ptychoreg.core.steps import ANNOUNCE, STOP_AT
+def kill_at_step(argv: list[str], event: str, cwd: Path, timeout: float = 600) -> bool:
+    """Run `argv` (`python -m MODULE ARGS`) until it stops itself at `event` (tests/stop_at.py), then SIGKILL
+    it there. Returns whether it reached the event (False: it exited without passing there)."""
+    import stop_at
 
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", **{STOP_AT: name})
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    assert argv[1] == "-m", argv
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([argv[0], stop_at.__file__, event, *argv[2:]], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     watchdog = threading.Timer(timeout, proc.kill)  # a run that hangs elsewhere must not hang the matrix
     watchdog.start()
     try:
-        reached = any(line.rstrip("\n") == f"{ANNOUNCE}{name}" for line in proc.stderr)
+        reached = any(line.rstrip("\n") == f"{stop_at.ANNOUNCE}{event}" for line in proc.stderr)
     finally:
         proc.kill()
         proc.wait()

@@ -109,7 +109,8 @@ def test_qemu_log_shows_an_approximate_square_root_where_one_runs(tmp_path):
     _qemu()
     log = tmp_path / "in_asm.log"
     proc = subprocess.run([canary.QEMU, "-cpu", canary.QEMU_MODELS["AMD"], "-d", "in_asm,nochain", "-D", str(log),
-                           sys.executable, "-c", "import ptychoreg, torch; print(torch.sqrt(torch.rand(4096)).sum().item())"],
+                           sys.executable, "-c", "from ptychoreg.core.cli import setup_process; setup_process(); "
+                           "import torch; print(torch.sqrt(torch.rand(4096)).sum().item())"],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert any("rsqrt" in line for line in canary._approximate_instructions(log))

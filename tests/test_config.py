@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, project_values
 from ptychoreg.core.config import legacy_view, read_params, resolve_recipe
 from ptychoreg.core.errors import PtychoError
 
@@ -87,16 +92,54 @@ def test_every_project_recipe_resolves():
         resolve_recipe(params, name, "params.yaml")
 
 
-def test_every_params_section_is_defined_once_with_the_committed_values_as_defaults():
-    """params.yaml holds each section of ptychoreg.core.config, in order, and every value equals the default
-    there: a default cannot silently disagree with what the pipeline runs. (Recipes say only what differs.)"""
-    from ptychoreg.core.config import SECTIONS
+def test_every_harness_setting_is_stated_in_params_yaml_and_only_there():
+    """The harness's sections have no defaults in config.py: params.yaml is the one place their values
+    live, so a section or a key missing from it is refused by name."""
+    from ptychoreg.core.config import SECTIONS, load_section
 
     params = read_params(ROOT / "params.yaml")
     assert list(params) == list(SECTIONS)
     for name, cls in SECTIONS.items():
-        if cls is not None:
-            assert cls.from_params(params[name]) == cls(), f"params.yaml {name}: differs from config.py's defaults"
+        if cls is None:
+            continue
+        load_section(name, params)  # the project's values validate
+        assert all(field.is_required() for field in cls.model_fields.values()), name
+        first = next(iter(cls.model_fields))
+        with pytest.raises(PtychoError, match=f"key '{name}.{first}'"):
+            load_section(name, {name: {k: v for k, v in params[name].items() if k != first}})
+
+
+def test_the_readme_params_edit_runs_only_the_new_cells(tmp_path):
+    """The README's example: adding a pattern count to the sensitivity grid validates and makes DVC run
+    exactly the new cells (and a changed reference setting exactly the reference stage): DVC's own view,
+    on a copy of the project."""
+    from ptychoreg.core.config import load_section
+    from ptychoreg.harness.mutation import scratch_tree
+
+    tree = scratch_tree(ROOT, tmp_path / "tree")  # a repository of its own
+    before = _params_changed(tree)  # stages whose recorded params already differ here (none on a clean main)
+    params = (tree / "params.yaml").read_text()
+    grid = "  n_images: [16, 64, 1087]"
+    epochs = "  epochs: 30\n  alpha:"  # reference:
+    assert params.count(grid) == 1 and params.count(epochs) == 1
+    params = params.replace(grid, "  n_images: [16, 64, 1087, 256]").replace(epochs, "  epochs: 31\n  alpha:")
+    (tree / "params.yaml").write_text(params)
+    edited = read_params(tree / "params.yaml")
+    assert load_section("sensitivity", edited).n_images[-1] == 256 and load_section("reference", edited).epochs == 31
+    assert _params_changed(tree) - before == {"sensitivity@1-256", "sensitivity@2-256", "reference"}
+
+
+def _params_changed(tree) -> set[str]:
+    """Stages `dvc status` reports as new or with a changed parameter."""
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=tree, capture_output=True, text=True,
+                            check=True, env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+    changed = set()
+    for stage, reasons in json.loads(status.stdout).items():
+        for reason in reasons:
+            deps = reason.get("changed deps", {}) if isinstance(reason, dict) else {}
+            if isinstance(deps.get("params.yaml"), (dict, str)):
+                changed.add(stage)
+    return changed
 
 
 def test_cli_flags_are_derived_from_the_sections():
@@ -134,8 +177,8 @@ def test_limits_are_checked_for_every_section():
     from ptychoreg.core.config import QualitySettings, SensitivitySettings
 
     with pytest.raises(PtychoError, match=r"key 'sensitivity.n_images\[1\]': must be >= 1"):
-        SensitivitySettings.from_params({"n_images": [16, 0]})
+        SensitivitySettings.from_params(project_values("sensitivity") | {"n_images": [16, 0]})
     with pytest.raises(PtychoError, match="key 'sensitivity.max_epochs': must not be empty"):
-        SensitivitySettings.from_params({"max_epochs": []})
+        SensitivitySettings.from_params(project_values("sensitivity") | {"max_epochs": []})
     with pytest.raises(PtychoError, match="key 'quality.min_phase_ssim': must be < 1"):
-        QualitySettings.from_params({"min_phase_ssim": 1.5})
+        QualitySettings.from_params(project_values("quality") | {"min_phase_ssim": 1.5})

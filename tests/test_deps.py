@@ -24,16 +24,7 @@ def _runs_nothing(path: Path) -> bool:
     return all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
 
 
-def test_the_package_init_only_pins_through_core():
-    """`import ptychoreg` runs one thing, core's numerics pin: declaring src/ptychoreg/core covers it."""
-    body = ast.parse((ROOT / PACKAGE_DIR / "__init__.py").read_text()).body
-    code = [ast.unparse(node) for node in body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
-    assert code == ["from ptychoreg.core import numerics as _numerics", "_numerics.pin()"]
-
-
 def _covered(path: Path, declared: list[Path]) -> bool:
-    if path == Path(PACKAGE_DIR) / "__init__.py":
-        return Path(PACKAGE_DIR) / "core" in declared
     return _runs_nothing(path) or any(path == d or d in path.parents for d in declared)
 
 

@@ -10,11 +10,10 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, project_settings
 from ptychoreg.harness.drift import evaluate, format_table
-from ptychoreg.core.config import DriftSettings
 
-SETTINGS = DriftSettings(runtime_rise=0.25, quality_drop=0.05,
+SETTINGS = project_settings("drift", runtime_rise=0.25, quality_drop=0.05,
                          runtime_metrics={"metrics/regression.json": ["total_s.median"]},
                          quality_metrics={"metrics/quality.json": ["quality.amplitude.ssim"]})
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli, synthetic_arrays
+from conftest import assert_one_line_error, project_settings, project_values, run_cli, synthetic_arrays
 from ptychoreg.core.contract import load_npz
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.harness.fixture import fixture_metrics, generate, select_indices
@@ -17,9 +17,8 @@ from ptychoreg.core.geometry import extract_patches
 
 
 def spec(tmp_path, **changes) -> FixtureSpec:
-    values = {"subset_size": 16, "output": str(tmp_path / "out" / "fixture.npz"), "min_subset": 4}
-    values.update(changes)
-    return FixtureSpec(**values)
+    return project_settings("fixture", **{"subset_size": 16, "output": str(tmp_path / "out" / "fixture.npz"),
+                                          "min_subset": 4, **changes})
 
 
 def test_stratified_and_first_indices():
@@ -120,11 +119,11 @@ def test_missing_object_refused(synthetic, tmp_path):
 
 def test_bad_params_refused():
     with pytest.raises(PtychoError, match="key 'fixture.strategy'"):
-        FixtureSpec.from_params({"strategy": "random"})
+        FixtureSpec.from_params(project_values("fixture") | {"strategy": "random"})
     with pytest.raises(PtychoError, match="key 'fixture.subset_size': expected int"):
-        FixtureSpec.from_params({"subset_size": "64"})
+        FixtureSpec.from_params(project_values("fixture") | {"subset_size": "64"})
     with pytest.raises(PtychoError, match="key 'fixture.min_unique_positions'"):
-        FixtureSpec.from_params({"min_unique_positions": 1})
+        FixtureSpec.from_params(project_values("fixture") | {"min_unique_positions": 1})
 
 
 def test_failed_run_leaves_previous_fixture_untouched(synthetic, tmp_path):

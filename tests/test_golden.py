@@ -70,7 +70,8 @@ def record(request, fixture_path, tmp_path_factory):
     return golden_record(out, data)
 
 
-@pytest.mark.slow
+# Fast: the plain suite makes its run for the tolerance check anyway, and a changed number is the
+# regression's strongest signal (the mutation report: most bug classes move a golden value).
 @pytest.mark.parametrize("table", TABLES)
 def test_golden_numbers(record, table, num_regression):
     try:

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import save_npz, synthetic_arrays
+from conftest import project_settings, save_npz, synthetic_arrays
 from ptychoreg.core.contract import load_npz
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.interop.ptychodus import NOMINAL
@@ -144,11 +144,10 @@ def test_export_refuses_a_run_folder_without_a_reconstruction(tmp_path, fixture_
 def test_the_generator_writes_ptychopinn_keys_from_any_source(synthetic, tmp_path):
     """A source with PtychoPINN's scan_index and its own photon count: the fixture carries both on."""
     from ptychoreg.harness.fixture import generate, select_indices
-    from ptychoreg.core.config import FixtureSpec
 
     scans = np.arange(36, dtype=np.int64) % 3
     source = synthetic(n=36, scan_index=scans, metadata=np.array(json.dumps({"nphotons": 5e5})))
-    spec = FixtureSpec(subset_size=16, min_subset=4, output=str(tmp_path / "f.npz"))
+    spec = project_settings("fixture", subset_size=16, min_subset=4, output=str(tmp_path / "f.npz"))
     generate(source, spec)
     with np.load(tmp_path / "f.npz", allow_pickle=False) as archive:
         np.testing.assert_array_equal(archive["scan_index"], scans[select_indices(36, 16, "stratified")])

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ptychoreg.core.config import DriftSettings
+from conftest import project_settings
 from ptychoreg.harness.contention import Competitor
 from ptychoreg.harness.drift import busy_measurements
 from ptychoreg.harness.load import BUSY_OTHERS_SHARE, Load, from_record, observe
@@ -61,7 +61,7 @@ def test_a_stored_record_reads_back():
 
 
 def test_the_drift_gate_says_which_side_was_measured_on_a_busy_machine():
-    settings = DriftSettings(runtime_metrics={"metrics/regression.json": ["normalised.total.median"]})
+    settings = project_settings("drift", runtime_metrics={"metrics/regression.json": ["normalised.total.median"]})
     diff = {"metrics/regression.json": {
         "machine_load.others_share": {"old": 0.01, "new": 0.45},
         "machine_load.steal_share": {"old": 0.0, "new": 0.0},

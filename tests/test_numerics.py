@@ -33,15 +33,15 @@ def _has(*features: str) -> bool:
     return all(__cpu_features__.get(f, False) for f in features)
 
 
-def test_import_pins_every_variable_over_stray_values():
-    proc = _python("import os, ptychoreg.core.numerics as n; import json; print(json.dumps({k: os.environ.get(k) for k in n.PINNED_ENV}))",
+def test_setup_pins_every_variable_over_stray_values():
+    proc = _python("from ptychoreg.core.cli import setup_process; setup_process(); import os, ptychoreg.core.numerics as n; import json; print(json.dumps({k: os.environ.get(k) for k in n.PINNED_ENV}))",
                    _bare_env(MKL_CBWR="AVX2"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == numerics.PINNED_ENV  # a stray MKL_CBWR does not change the bytes silently
 
 
 def test_children_inherit_the_pins_and_native_opts_out():
-    code = "import ptychoreg, os, subprocess, sys; print(subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"MKL_CBWR\"))'], capture_output=True, text=True).stdout.strip())"
+    code = "from ptychoreg.core.cli import setup_process; setup_process(); import os, subprocess, sys; print(subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"MKL_CBWR\"))'], capture_output=True, text=True).stdout.strip())"
     assert _python(code, _bare_env()).stdout.strip() == numerics.PINNED_ENV["MKL_CBWR"]
     assert _python(code, _bare_env(PTYCHOREG_NUMERICS="native")).stdout.strip() == "None"
 
@@ -54,18 +54,21 @@ def test_child_env_pins_or_removes_every_variable():
 
 
 def test_environment_problems_name_the_opt_out_and_a_late_pin():
-    native = _python("import ptychoreg.core.numerics as n; print(n.environment_problems())", _bare_env(PTYCHOREG_NUMERICS="native"))
+    native = _python("from ptychoreg.core.cli import setup_process; setup_process(); import ptychoreg.core.numerics as n; print(n.environment_problems())",
+                     _bare_env(PTYCHOREG_NUMERICS="native"))
     assert "PTYCHOREG_NUMERICS=native" in native.stdout, native.stdout + native.stderr
     # torch loaded first, with the machine's own kernels: the pins came too late for it.
-    late = _python("import torch; import ptychoreg.core.numerics as n; print(n.environment_problems())", _bare_env())
+    late = _python("import torch; from ptychoreg.core.cli import setup_process; setup_process(); import ptychoreg.core.numerics as n; print(n.environment_problems())",
+                   _bare_env())
     assert "torch loaded before ptychoreg pinned the environment" in late.stdout, late.stdout
-    pinned = _python("import ptychoreg, torch; import ptychoreg.core.numerics as n; print(n.environment_problems())", _bare_env())
+    pinned = _python("from ptychoreg.core.cli import setup_process; setup_process(); import torch; import ptychoreg.core.numerics as n; print(n.environment_problems())",
+                     _bare_env())
     assert pinned.stdout.strip() == "[]" or "torch runs its" in pinned.stdout, pinned.stdout  # a CPU without AVX2
 
 
 @pytest.mark.skipif(not _has("AVX2", "FMA3"), reason="the CPU cannot run the pinned AVX2 kernels")
 def test_torch_and_numpy_run_the_pinned_kernels():
-    proc = _python("import ptychoreg, torch; from numpy._core._multiarray_umath import __cpu_features__ as f; "
+    proc = _python("from ptychoreg.core.cli import setup_process; setup_process(); import torch; from numpy._core._multiarray_umath import __cpu_features__ as f; "
                    "print(torch.backends.cpu.get_cpu_capability(), f['X86_V4'], f['AVX512_ICL'])", _bare_env())
     assert proc.stdout.split() == ["AVX2", "False", "False"], proc.stdout + proc.stderr
 

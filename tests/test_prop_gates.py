@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptychoreg.core.config import DriftSettings
+from conftest import project_settings
 from ptychoreg.harness.drift import evaluate
 from ptychoreg.harness.runtime_gate import memory_verdict, verdict
 
@@ -119,7 +119,7 @@ RUNTIME, MEMORY, QUALITY, FIXTURE = ("metrics/regression.json", "metrics/quality
 
 
 def _settings(runtime_rise=0.25, memory_rise=0.125, quality_drop=0.0625):
-    return DriftSettings(runtime_rise=runtime_rise, memory_rise=memory_rise, quality_drop=quality_drop,
+    return project_settings("drift", runtime_rise=runtime_rise, memory_rise=memory_rise, quality_drop=quality_drop,
                          runtime_metrics={RUNTIME: ["normalised.total.median"]},
                          memory_metrics={MEMORY: ["peak_rss_mb"]},
                          quality_metrics={QUALITY: ["quality.phase.ssim"]})
@@ -201,3 +201,114 @@ def test_drift_uncomparable_runtime_is_reported_not_failed(pair):
     for f in findings:
         if f.rule in ("runtime", "memory"):
             assert f.ok and f.change == "not comparable"
+
+
+# ---- the memory figures the gates are fed, end to end ------------------------------------------------
+
+def _gate_with_runs(monkeypatch, tmp_path, base: dict, head: dict, pairs: int = 3):
+    """run_gate on fabricated commands: every base run measures `base` ({train_s, infer_s, train_rss_mb,
+    infer_rss_mb}), every head run `head`; no checkout, no process. Returns the gate's verdicts."""
+    import contextlib
+    from pathlib import Path
+
+    from ptychoreg.core.config import Config, GateSettings
+    from ptychoreg.harness import runtime_gate
+    from ptychoreg.harness.runner import RecipeRun, RunRecord
+
+    @contextlib.contextmanager
+    def checkout(rev, repo=Path(".")):
+        yield tmp_path / "base-checkout"
+
+    def train_and_infer(fixture, out, run, env=None, timings=True):
+        side = base if str(tmp_path / "base-checkout") in env["PYTHONPATH"] else head
+        return (RunRecord("train", side["train_s"], side["train_rss_mb"], out / "train.log"),
+                RunRecord("infer", side["infer_s"], side["infer_rss_mb"], out / "infer.log"))
+
+    monkeypatch.setattr(runtime_gate, "worktree", checkout)
+    monkeypatch.setattr(runtime_gate, "run_train_infer", train_and_infer)
+    gate = GateSettings(base="HEAD~1", pairs=pairs, max_slowdown=0.12, max_memory_growth=0.05)
+    result, _ = runtime_gate.run_gate("fixture.npz", RecipeRun(None, "regression", Config()), gate,
+                                      head=tmp_path / "head", log=lambda _: None)
+    return result
+
+
+BASE_RUN = {"train_s": 8.0, "infer_s": 4.0, "train_rss_mb": 400.0, "infer_rss_mb": 256.0}
+
+
+@pytest.mark.parametrize("train_growth,infer_growth,train_ok,infer_ok", [
+    (1.08, 1.0, False, True),  # +8 % train memory: within the time limit (12 %), beyond memory's (5 %)
+    (1.0, 1.08, True, False),  # +8 % infer memory alone: infer's own figure, not train's
+    (1.0, 1.25, True, False),
+    (1.04, 1.04, True, True),  # +4 %: within
+    (0.5, 0.75, True, True),  # less memory passes
+])
+def test_the_runtime_gate_judges_each_command_s_own_peak_against_the_memory_limit(
+        monkeypatch, tmp_path, train_growth, infer_growth, train_ok, infer_ok):
+    """Catches a gate fed one command's peak for the other, or judging memory against the time limit."""
+    head = {**BASE_RUN, "train_s": 8.5, "train_rss_mb": 400.0 * train_growth, "infer_rss_mb": 256.0 * infer_growth}
+    result = _gate_with_runs(monkeypatch, tmp_path, BASE_RUN, head)
+    assert result["train memory"]["ok"] is train_ok and result["infer memory"]["ok"] is infer_ok
+    assert result["train memory"]["median_ratio"] == pytest.approx(train_growth)
+    assert result["infer memory"]["median_ratio"] == pytest.approx(infer_growth)
+    assert result["infer memory"]["head_median_mb"] == pytest.approx(256.0 * infer_growth)
+    assert all(result[part]["ok"] for part in ("train", "infer", "total"))  # +6 % time: within 12 %
+
+
+@pytest.mark.parametrize("failing", [None, "train", "infer", "total", "train memory", "infer memory"])
+def test_the_runtime_gate_command_fails_on_any_failed_verdict(monkeypatch, failing):
+    """Catches ptycho-runtime-gate exiting 0 when a memory verdict (or any one part) failed."""
+    import signal
+
+    from conftest import ROOT
+    from ptychoreg.cli import runtime_gate as command
+    from ptychoreg.harness import runtime_gate
+
+    base = _runs(train=[8.0] * 3, infer=[4.0] * 3, total=[12.0] * 3, train_rss_mb=[400.0] * 3, infer_rss_mb=[256.0] * 3)
+    head = {k: [r[k] for r in base] for k in base[0]}
+    if failing is not None:
+        key = {"train memory": "train_rss_mb", "infer memory": "infer_rss_mb"}.get(failing, failing)
+        head[key] = [v * 2 for v in head[key]]
+    head = _runs(**head)
+    result = {**verdict(base, head, 0.12), **memory_verdict(base, head, 0.05)}
+    assert [p for p, r in result.items() if not r["ok"]] == ([] if failing is None else [failing])
+    monkeypatch.setattr(runtime_gate, "run_gate", lambda *a, **k: (result, {"busy": False}))
+    monkeypatch.setattr(runtime_gate, "accepted_slowdown", lambda *a, **k: None)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # the command's SIGTERM handler stays out of pytest
+    code = command.main(["--fixture", "fixture.npz", "--params", str(ROOT / "params.yaml")])
+    assert code == (0 if failing is None else command.EXIT_SLOWER)
+
+
+@FAST
+@given(phase_peaks=st.lists(st.floats(10, 1e5), min_size=1, max_size=3), scoring_peak=st.floats(10, 1e5))
+def test_the_quality_stage_s_peak_memory_is_the_largest_of_all_its_processes(tmp_path_factory, phase_peaks,
+                                                                              scoring_peak):
+    """Catches the drift gate's memory figure (quality_timing's peak_rss_mb) leaving out a process: the
+    scoring, or a training phase."""
+    import json
+
+    from ptychoreg.harness.quality import timing
+
+    folder = tmp_path_factory.mktemp("timings")
+    paths = []
+    for i, peak in enumerate(phase_peaks):
+        paths.append(folder / f"phase{i}.json")
+        paths[-1].write_text(json.dumps({"phases": {"training": 2.0}, "epoch_seconds": [1.0], "peak_rss_mb": peak}))
+    record = timing(paths, [{"gridsize": 1 + i} for i in range(len(paths))],
+                    {"infer_s": 1.0, "infer_peak_rss_mb": scoring_peak})
+    assert record["peak_rss_mb"] == max(phase_peaks + [scoring_peak])
+    assert [row["peak_rss_mb"] for row in record["phases"]] == phase_peaks
+
+
+def test_a_command_s_own_peak_memory_is_its_peak_not_what_it_holds_now():
+    """Catches own_peak_rss_mb (what the timings files, and so the memory gates, are fed) reading the memory
+    resident now instead of the peak: 128 MB held and released must still show in the peak."""
+    import subprocess
+    import sys
+
+    code = ("from ptychoreg.core.phases import own_peak_rss_mb as peak\n"
+            "before = peak()\n"
+            "block = b'\\x01' * (128 << 20)\n"
+            "del block\n"
+            "print(peak() - before)\n")
+    grown = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert grown > 120, grown

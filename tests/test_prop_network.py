@@ -132,3 +132,22 @@ def test_the_two_logit_maps_are_two_halves_of_the_shared_subpixel_conv():
     moved = model(x)
     assert torch.allclose(moved.angle(), base.angle(), atol=1e-6)
     assert (moved.abs() - base.abs()).min() > 0.4  # every pixel, so each sub-pixel position is amplitude
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, database=None)
+@given(layout=st.sampled_from(LAYOUTS), probe_big=st.booleans(), groups=st.integers(2, 3), members=st.integers(2, 4),
+       seed=st.integers(0, 99))
+def test_each_member_of_each_group_is_predicted_from_its_own_pattern(layout, probe_big, groups, members, seed):
+    """Catches a network that mixes up groups and members when it flattens a batch (member-major instead of
+    group-major): one network predicts every pattern alone (its weights do not depend on the gridsize), so
+    member c of group g in a batch is exactly what that pattern gives on its own."""
+    torch.manual_seed(seed)
+    heads, upsampling = layout
+    model = PtychoNet(size=16, gridsize=2, width=2, probe_big=probe_big, heads=heads, upsampling=upsampling)
+    x = torch.rand(groups, members, 16, 16) * 5
+    with torch.no_grad():
+        out = model(x)
+        for g in range(groups):
+            for c in range(members):
+                torch.testing.assert_close(out[g, c], model(x[g : g + 1, c : c + 1])[0, 0], atol=1e-5, rtol=1e-4,
+                                           msg=f"group {g} member {c}")

@@ -113,3 +113,40 @@ def test_npz_members_carry_no_build_time(two_builds):
         names = archive.namelist()
     assert names == sorted(names) and {"object.npy", "mask.npy", "positions.npy"} <= set(names)
     assert len(stamps) == 1 and next(iter(stamps))[0] < 1990, stamps
+
+
+def test_a_bundle_is_the_same_bytes_on_another_machine_of_the_pinned_set(tmp_path, monkeypatch):
+    """Catches a bundle recording a fact that differs between machines of the pinned set: the interpreter's
+    patch release (the set pins major.minor), the host's name, the user, the CPU count."""
+    import getpass
+    import os
+    import platform
+    import socket
+
+    import numpy as np
+
+    from ptychoreg.core.config import Config
+    from ptychoreg.core.model.bundle import save_bundle
+    from ptychoreg.core.model.network import PtychoNet
+
+    torch.manual_seed(0)
+    config = Config.model_validate({"model": {"width": 2}})
+    model = PtychoNet(size=16, **config.model.model_dump())
+
+    def build(path: Path) -> bytes:
+        save_bundle(path, model, np.ones((16, 16), np.complex64), config=config.to_dict(), legacy={"N": 16},
+                    norm_factor=1.5, intensity_scale=2.0, extra={"training": {"data": "data.npz"}})
+        return path.read_bytes()
+
+    here = build(tmp_path / "model.pt")
+    major, minor, patch = platform.python_version_tuple()
+    other = str(int(patch) + 1) if patch.isdigit() else "0"
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(platform, "python_version_tuple", lambda: (major, minor, other))
+        elsewhere.setattr(platform, "python_version", lambda: f"{major}.{minor}.{other}")
+        elsewhere.setattr(platform, "node", lambda: "another-host")
+        elsewhere.setattr(socket, "gethostname", lambda: "another-host")
+        elsewhere.setattr(getpass, "getuser", lambda: "someone-else")
+        elsewhere.setattr(os, "cpu_count", lambda: 96)
+        there = build(tmp_path / "there" / "model.pt")
+    assert here == there, "the same model, saved on another machine of the pinned set, gives other bytes"

@@ -252,3 +252,58 @@ def test_a_stage_declares_the_recipe_its_cli_runs_by_default(stage):
         if args.get("recipe") and args.get("params"):
             assert args["params"] == "params.yaml" and Path(ROOT / args["params"]).is_file()
             assert f"recipes.{args['recipe']}" in declared, f"stage {stage} runs recipe {args['recipe']}"
+
+
+# Deps that are code or environment, not inputs a command is given: the stage's code, its tests, the lock.
+def _is_code(dep: str) -> bool:
+    p = PurePosixPath(dep)
+    return (p.parts[0] in ("src", "mutants") or dep == "requirements.lock"
+            or (p.parts[0] == "tests" and "fixtures" not in p.parts))
+
+
+# Stages whose inputs reach them without a flag: the pytest checks read the fixture as the test suite's own
+# (tests/conftest.py FIXTURE); the mutation stage runs the whole suite and the regression in a copy of the tree.
+READ_WITHOUT_A_FLAG = {"check_fixture": {PARAMS["fixture"]["output"]},
+                       "check_quality_model": {PARAMS["fixture"]["output"]},
+                       "mutation": "all"}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_input_a_stage_declares_reaches_its_command(stage):
+    """Catches a stage that declares an input (another stage's output, a dataset) but whose command never gets
+    it: a dropped --staged-run, --init-model, --model, so the check or warm start silently does not happen."""
+    base = STAGES[stage]["base"]
+    implicit = READ_WITHOUT_A_FLAG.get(base, set())
+    if implicit == "all":
+        return
+    reads = [path for _, path in _reads_and_writes(stage)[0]]
+    unused = [dep for dep in _entries(STAGES[stage], "deps")
+              if not _is_code(dep) and dep not in implicit and not _declared_read(dep, reads)]
+    assert not unused, f"stage {stage} declares {unused} but its command reads none of them"
+
+
+def test_the_quality_stage_reads_each_phase_s_own_timings():
+    """Catches the quality stage given the phases' timings in another order than the phases themselves: each
+    phase's seconds and peak memory reported under the other."""
+    phases = _flag("quality", "--phase")
+    timings = _flag("quality", "--phase-timings")
+    by_output = {_flag(name, "--output-dir")[0]: name for name in ("quality_pretrain", "quality_refine")}
+    assert len(phases) == len(timings) == 2
+    assert timings == [_flag(by_output[phase], "--timings-out")[0] for phase in phases]
+
+
+def test_each_sensitivity_cell_runs_the_cell_it_is_named_after():
+    """Catches a matrix cell run with another item's value (--n-images ${item.epochs}): every epochs x images
+    cell of params.yaml runs once, with the settings its metrics file is named after."""
+    from ptychoreg.cli import sensitivity
+
+    ran = set()
+    for stage, spec in STAGES.items():
+        if spec["base"] != "sensitivity":
+            continue
+        words = _commands(spec)[0]
+        args = sensitivity.parser().parse_args(words[words.index("-m") + 2 :])
+        assert args.metrics_out == f"metrics/sensitivity/e{args.max_epochs}_n{args.n_images}.json", stage
+        ran.add((args.max_epochs, args.n_images))
+    grid = PARAMS["sensitivity"]
+    assert ran == set(itertools.product(grid["max_epochs"], grid["n_images"]))

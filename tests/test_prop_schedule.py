@@ -100,3 +100,40 @@ def test_the_constant_schedule_keeps_the_learning_rate(tiny, monkeypatch):
     """Catches a scheduler that runs (anneals) under the default constant schedule."""
     rates, built = _observed_run(_config(lr_schedule="constant", learning_rate=0.004), tiny, monkeypatch)
     assert built == [] and len(rates) == 20 and set(rates) == {0.004}
+
+
+def test_onecycle_anneals_once_over_the_whole_rest_of_the_run(tiny, monkeypatch):
+    """Catches an anneal that drops early (three phases: back to the start rate by 60 %, then to ~0) or that
+    waits: one cycle anneals once, from the peak (30 %) to ~0 at the last step, smoothly over all of the 70 %.
+
+    So just after the peak the rate is still near it, halfway through the anneal it is about half the peak
+    (a cosine or a linear anneal alike), and three quarters in it is well on its way down."""
+    config = _config(max_epochs=6)  # 30 steps: peak at step 9 (index 8), anneal over indices 8..29
+    rates, _ = _observed_run(config, tiny, monkeypatch)
+    peak, last = int(np.argmax(rates)), len(rates) - 1
+    assert (len(rates), peak) == (30, 8)
+    fraction = lambda t: rates[peak + round(t * (last - peak))] / rates[peak]  # t: how far into the anneal
+    assert fraction(0.1) > 0.9
+    assert 0.4 < fraction(0.5) < 0.6
+    assert 0.02 < fraction(0.75) < 0.3
+
+
+def test_a_warm_started_grouped_run_follows_the_same_schedule(tiny, monkeypatch, tmp_path):
+    """Catches onecycle skipped (a constant rate) for a run started from --init-model, quality_refine's case:
+    a gridsize-2 run from a gridsize-1 model warms up, peaks at the learning rate at 30 % and anneals to ~0."""
+    from ptychoreg.core.training import save_training
+
+    start = _config(lr_schedule="constant", max_epochs=1)
+    save_training(tmp_path, train_model(start, tiny, log=lambda _: None), start, tiny)
+    config = _config(gridsize=2, n_groups=30)
+    rates: list[float] = []
+    handle = register_optimizer_step_pre_hook(
+        lambda optimiser, args, kwargs: rates.append(optimiser.param_groups[0]["lr"]))
+    try:
+        train_model(config, tiny, log=lambda _: None, init_model=tmp_path / "model.pt")
+    finally:
+        handle.remove()
+    steps = 4 * _batches_per_epoch(config, 30)
+    assert len(rates) == steps == 20
+    assert rates[0] < 0.1 * 0.01 and max(rates) == pytest.approx(0.01, rel=1e-9) and rates[-1] < 1e-3 * 0.01
+    assert int(np.argmax(rates)) == round(0.3 * steps) - 1

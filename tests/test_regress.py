@@ -22,7 +22,7 @@ def test_spread_statistics():
 def test_settings_from_params():
     assert RegressSettings.from_params({"repeats": 3}).repeats == 3
     with pytest.raises(PtychoError, match="regress.speed"):
-        RegressSettings.from_params({"speed": 1})
+        RegressSettings.from_params({"repeats": 3, "speed": 1})
     with pytest.raises(PtychoError, match="must be >= 1"):
         RegressSettings.from_params({"repeats": 0})
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, project_settings, project_values
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.core.config import GateSettings
 from ptychoreg.harness.runner import RecipeRun
@@ -39,11 +39,11 @@ def test_memory_verdict_fails_ten_percent_on_the_train_peak():
 
 
 def test_settings_from_params():
-    assert GateSettings.from_params({"pairs": 3}).pairs == 3
+    assert GateSettings.from_params(project_values("runtime_gate") | {"pairs": 3}).pairs == 3
     with pytest.raises(PtychoError, match="runtime_gate.speed"):
-        GateSettings.from_params({"speed": 1})
+        GateSettings.from_params(project_values("runtime_gate") | {"speed": 1})
     with pytest.raises(PtychoError, match="runtime_gate.max_slowdown': must be > 0"):
-        GateSettings.from_params({"max_slowdown": 0})
+        GateSettings.from_params(project_values("runtime_gate") | {"max_slowdown": 0})
 
 
 # A commit that makes every training process 3 s slower (train takes ~2-3 s here: >= +100 %) and keeps
@@ -77,7 +77,7 @@ def test_a_committed_slowdown_and_memory_growth_fail_the_gate(tmp_path, fixture_
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     subprocess.run(["git", "commit", "-q", "-am", "slower and larger training"], cwd=clone, check=True, env=env)
     regression = RecipeRun.of(str(clone / "params.yaml"), "regression")
-    result, load = run_gate(str(fixture_path), regression, GateSettings(base="HEAD~1", pairs=2, max_slowdown=0.5),
+    result, load = run_gate(str(fixture_path), regression, project_settings("runtime_gate", base="HEAD~1", pairs=2, max_slowdown=0.5),
                             head=clone, log=lambda _: None)
     assert set(load) >= {"others_share", "steal_share", "busy"}
     assert not result["train"]["ok"] and result["train"]["median_ratio"] > 1.5

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ptychoreg.core.config import SensitivitySettings
+from conftest import project_settings
 from ptychoreg.harness.runner import RecipeRun
 from ptychoreg.harness.sensitivity import cell_name, read_cells, run_cell, sensitivity_table
 
@@ -30,6 +30,6 @@ def test_table_orders_cells_by_epochs_then_images(tmp_path):
 
 @pytest.mark.slow
 def test_one_real_cell(fixture_path):
-    cell = run_cell(str(fixture_path), 1, 16, SensitivitySettings(repeats=2), RecipeRun.of("params.yaml", "sensitivity"))
+    cell = run_cell(str(fixture_path), 1, 16, project_settings("sensitivity", repeats=2), RecipeRun.of("params.yaml", "sensitivity"))
     assert cell["deterministic"] and cell["total_s"]["n"] == 2 and cell["total_s"]["median"] > 0
     assert cell["artifacts"]["bundle_bytes"] > 0 and cell["n_images"] == 16

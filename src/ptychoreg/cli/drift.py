@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
                    help="report this rule's findings without failing (repeatable). CI warns on runtime (shared "
                         "machines are noisy) and quality (the quality stage enforces absolute floors there, and "
                         "another CPU family trains to slightly different numbers); fixture drift always fails")
-    add_params_arg(p)
+    add_params_arg(p, default="params.yaml")  # the harness sections live there only (no defaults)
     return p
 
 

@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata-out", help="sidecar JSON path (default: the fixture path with .json)")
     p.add_argument("--layout", choices=("NHW", "HWN"), help="source layout, overriding detection")
     p.add_argument("--metrics-out", help="also write the fixture metrics JSON here (e.g. metrics/fixture.json)")
-    add_params_arg(p)
+    add_params_arg(p, default="params.yaml")  # the harness sections live there only (no defaults)
     return p
 
 

@@ -11,7 +11,7 @@ import time
 
 from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, hide_cuda_unless, log, run_config
 from ptychoreg.core.config import add_section_flags
-from ptychoreg.core.steps import Phases
+from ptychoreg.core.phases import Phases
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,13 +44,14 @@ def _main(argv: list[str] | None) -> int:
 
     # torch only now: bad parameters and bad data are refused in a fraction of a second.
     from ptychoreg.core.inference import infer_to
+    from ptychoreg.evaluation.quality import quality_report
 
     phases.done("imports (torch, ours)")
     out = Path(args.output_dir)
     with staged_outputs(out, ("reconstruction.npz", "summary.json", "quality.json"),
                         inputs=[args.model, args.data, args.params], files=[args.timings_out]) as staged:
         timings = args.timings_out and staged.file(args.timings_out)
-        summary = infer_to(staged.folder, args.model, data, config, seen_from=out)
+        summary = infer_to(staged.folder, args.model, data, config, seen_from=out, score=quality_report)
         phases.done("inference, stitching, figures and writing")
         phases.write(timings)
     if "quality" in summary:

@@ -82,8 +82,8 @@ def _main(argv):
     args = parser().parse_args(argv)
     from ptychoreg.harness import outputs as o
 
+    order, outputs = o.pipeline()  # first: outside a DVC repository the answer is one line, at once
     pinned = _pinned_line()
-    order, outputs = o.pipeline()
     if args.command == "status":
         _status(order, outputs)
         return 0

@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
                    help="settings, losses and quality figures: the same bytes on every pinned machine")
     p.add_argument("--timing-out", default="metrics/quality_timing.json",
                    help="this machine's wall seconds and peak memory of each phase")
-    add_params_arg(p)
+    add_params_arg(p, default="params.yaml")  # the harness sections live there only (no defaults)
     return p
 
 

@@ -11,7 +11,7 @@ import time
 
 from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, hide_cuda_unless, log, run_config
 from ptychoreg.core.config import add_section_flags
-from ptychoreg.core.steps import Phases
+from ptychoreg.core.phases import Phases
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,6 +1,8 @@
-"""What every command shares: the error boundary (one line, exit codes), argument parsing, the params default.
+"""What every command shares: the process set-up, the error boundary (one line, exit codes), argument
+parsing, the params default.
 
-Every command, console script or `python -m`, runs its body through `run`:
+Every command, console script or `python -m`, runs its body through `run`, which first sets the process up
+(`setup_process`: importing a module never does), then:
 - bad input (a PtychoError, an unusable file, a bad flag): one line on stderr naming the file, key or flag
   and the problem, exit 2;
 - anything else is a bug: one line saying so and where the full traceback was written, exit 1 (with
@@ -19,6 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from ptychoreg.core import numerics
 from ptychoreg.core.errors import PtychoError
 
 EXIT_ERROR = 2  # expected failure: bad input, bad parameter, unusable file
@@ -53,8 +56,18 @@ def _write_traceback(name: str) -> Path | None:
         return None
 
 
+def setup_process() -> None:
+    """What an entry point does before anything loads numpy or torch (those libraries read it when they
+    load): the pinned numerical environment and OpenMP's wait policy (ptychoreg.core.numerics), inherited
+    by every child. The command modules import numpy and torch only inside their bodies, so `run` can do
+    this first (tests/test_imports.py); a test session does it in tests/conftest.py."""
+    numerics.pin()
+
+
 def run(name: str, body: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a command body behind the error boundary (module docstring); return its exit code."""
+    """Set the process up, then run a command body behind the error boundary (module docstring); return
+    its exit code."""
+    setup_process()
     try:
         return int(body(argv) or 0)
     except PtychoError as exc:

@@ -1,11 +1,12 @@
 """The one configuration module: every params.yaml section and every run setting, defined once, with its
-default, help and limits (pydantic models, as pty-chi and PtyRAD validate their options).
+help and limits (pydantic models, as pty-chi and PtyRAD validate their options).
 
 A run of the workflow (ptycho-train, ptycho-infer) is one `Config`: model + train + infer. params.yaml
 names whole runs as recipes (`recipes.<name>`): what a recipe leaves out takes the default here, and a
 recipe may extend another (`extends: <name>`, section by section). A setting resolves as default, then the
 recipe given with --params FILE --recipe NAME (never an implicit ./params.yaml), then the CLI's flags,
-which are derived from these fields. The other sections configure the harness's stages.
+which are derived from these fields. The other sections configure the harness's stages: they have no
+default here, since params.yaml is where the project states them (a missing one is refused by name).
 
 The peer's flat legacy dict (`N`, `gridsize`, `nepochs`, ...) exists here only as a view derived from
 this config (`legacy_view`) and saved in the model bundle, never as a second source of truth.
@@ -40,6 +41,11 @@ def brief(value) -> str:
     return limits.repr(value)
 
 
+def setting(help: str, **limits):
+    """A setting without a default: the project states it in params.yaml, the one place it lives."""
+    return Field(description=help, **limits)
+
+
 def knob(default, help: str = "", **limits):
     """A setting: its default, help text and limits (pydantic's ge / gt / lt / min_length)."""
     if isinstance(default, (list, dict)):
@@ -68,6 +74,8 @@ def _problem(error: dict) -> str:
     kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
     if kind == "extra_forbidden":
         return "unknown setting"
+    if kind == "missing":
+        return "missing: this setting has no default, the params file states it"
     if kind == "literal_error":
         return f"{brief(value)} is not one of {ctx['expected']}"
     if kind in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
@@ -153,42 +161,41 @@ RUN_SECTIONS = ("model", "train", "infer")
 # ---- the harness's stages ------------------------------------------------------------------------------
 
 class DataConfig(Section):
-    canonical: str = knob("data/canonical/ptycho_sim_1087.npz", "the canonical dataset (DVC-tracked)")
+    canonical: str = setting("the canonical dataset (DVC-tracked)")
 
 
 class ProfileConfig(Section):
-    expect: dict[str, str | int] = knob({"n": 1087, "h": 64, "w": 64, "layout": "HWN", "dtype": "float64"},
-                                        "the seed plan's numbers; the profile stage fails if the canonical file disagrees")
+    expect: dict[str, str | int] = setting("the seed plan's numbers; the profile stage fails if the canonical file disagrees")
 
 
 class FixtureSpec(Section):
-    subset_size: Positive = knob(64, "patterns in the fixture")
-    strategy: Literal["stratified", "first"] = knob("stratified", "evenly spaced over the scan order; 'first' = the first n")
-    output: str = knob("tests/fixtures/pytorch_integration/minimal_dataset_v1.npz", "the fixture file")
-    sidecar: str | None = knob(None, "its JSON sidecar; null: beside the output, with .json")
-    min_unique_positions: int = knob(2, "the seed plan's floor", ge=2)
-    min_subset: Positive = knob(16, "smallest subset accepted")
-    gridsize: Positive = knob(2, "the fixture must form gridsize^2 groups of overlapping patterns")
-    diffraction_dtype: Literal["float32", "float64"] = knob("float32", "dtype of the stored patterns")
-    complex_dtype: Literal["complex64", "complex128"] = knob("complex64", "dtype of the stored object, probe and patches")
+    subset_size: Positive = setting("patterns in the fixture")
+    strategy: Literal["stratified", "first"] = setting("evenly spaced over the scan order; 'first' = the first n")
+    output: str = setting("the fixture file")
+    sidecar: str | None = setting("its JSON sidecar; null: beside the output, with .json")
+    min_unique_positions: int = setting("the seed plan's floor", ge=2)
+    min_subset: Positive = setting("smallest subset accepted")
+    gridsize: Positive = setting("the fixture must form gridsize^2 groups of overlapping patterns")
+    diffraction_dtype: Literal["float32", "float64"] = setting("dtype of the stored patterns")
+    complex_dtype: Literal["complex64", "complex128"] = setting("dtype of the stored object, probe and patches")
 
 
 class RegressSettings(Section):
     """The fast regression on the fixture: the `regression` recipe, timed."""
-    repeats: Positive = knob(5, "timed train + infer runs")
+    repeats: Positive = setting("timed train + infer runs")
 
 
 class SensitivitySettings(Section):
     """The sensitivity matrix: the `sensitivity` recipe at each epochs x images cell."""
-    max_epochs: Annotated[list[Positive], Field(min_length=1)] = knob([1, 2], "the grid's epochs (the sensitivity matrix stage)")
-    n_images: Annotated[list[Positive], Field(min_length=1)] = knob([16, 64, 1087], "the grid's pattern counts (groups of one pattern)")
-    repeats: Positive = knob(3, "timed runs per cell")
+    max_epochs: Annotated[list[Positive], Field(min_length=1)] = setting("the grid's epochs (the sensitivity matrix stage)")
+    n_images: Annotated[list[Positive], Field(min_length=1)] = setting("the grid's pattern counts (groups of one pattern)")
+    repeats: Positive = setting("timed runs per cell")
 
 
 class QualitySettings(Section):
     """The quality stage's floor; its training is the recipes quality_pretrain and quality_refine."""
-    min_amplitude_ssim: float = knob(0.8, "the amplitude's SSIM must reach this on every machine", ge=0, lt=1)
-    min_phase_ssim: float = knob(0.82, "the phase's SSIM must reach this on every machine", ge=0, lt=1)
+    min_amplitude_ssim: float = setting("the amplitude's SSIM must reach this on every machine", ge=0, lt=1)
+    min_phase_ssim: float = setting("the phase's SSIM must reach this on every machine", ge=0, lt=1)
 
     def floors(self) -> dict[str, float]:
         return {"amplitude": self.min_amplitude_ssim, "phase": self.min_phase_ssim}
@@ -196,35 +203,28 @@ class QualitySettings(Section):
 
 class ReferenceSettings(Section):
     """The classical reference beside the PINN (the reference stage): ePIE, known probe and positions."""
-    epochs: Positive = knob(30, "passes over every position")
-    alpha: float = knob(1.0, "ePIE object update step", gt=0)
-    seed: int = knob(0, "seeds the order positions are visited in", ge=0, le=2**32 - 1)
-    threads: Positive = knob(1, "torch threads")
+    epochs: Positive = setting("passes over every position")
+    alpha: float = setting("ePIE object update step", gt=0)
+    seed: int = setting("seeds the order positions are visited in", ge=0, le=2**32 - 1)
+    threads: Positive = setting("torch threads")
 
 
 class DriftSettings(Section):
     """Across machines only machine-normalised runtimes compare; the runtime gate is what fails CI."""
-    runtime_rise: float = knob(0.25, "fail when a runtime rises by more than this fraction", gt=0)
-    quality_drop: float = knob(0.05, "fail when a quality figure drops by more than this (absolute)", gt=0)
-    runtime_metrics: dict[str, list[str]] = knob(
-        {"metrics/regression.json": ["normalised.train.median", "normalised.infer.median", "normalised.total.median"]},
-        "metrics file -> dotted keys of the runtimes compared")
-    quality_metrics: dict[str, list[str]] = knob(
-        {"metrics/quality.json": ["quality.amplitude.correlation", "quality.amplitude.ssim", "quality.phase.correlation",
-                                  "quality.phase.ssim", "quality.frc_mean"]},
-        "metrics file -> dotted keys of the quality figures compared")
-    memory_rise: float = knob(0.1, "fail when a peak memory rises by more than this fraction", gt=0)
-    memory_metrics: dict[str, list[str]] = knob(
-        {"metrics/quality_timing.json": ["peak_rss_mb"]}, "metrics file -> dotted keys of the peak memories compared")
+    runtime_rise: float = setting("fail when a runtime rises by more than this fraction", gt=0)
+    quality_drop: float = setting("fail when a quality figure drops by more than this (absolute)", gt=0)
+    runtime_metrics: dict[str, list[str]] = setting("metrics file -> dotted keys of the runtimes compared")
+    quality_metrics: dict[str, list[str]] = setting("metrics file -> dotted keys of the quality figures compared")
+    memory_rise: float = setting("fail when a peak memory rises by more than this fraction", gt=0)
+    memory_metrics: dict[str, list[str]] = setting("metrics file -> dotted keys of the peak memories compared")
 
 
 class GateSettings(Section):
     """Same-machine runtime gate (CI): the working tree against `base`, interleaved."""
-    base: str = knob("HEAD~1", "the revision to compare with: the previous commit of main")
-    pairs: Positive = knob(5, "interleaved base/head pairs after one warm-up run of each")
-    max_slowdown: float = knob(0.12, "fail when a median ratio exceeds 1 + this (reports/runtime_gate.md)", gt=0)
-    max_memory_growth: float = knob(0.05, "fail when the median ratio of train or infer peak RSS exceeds 1 + this "
-                                          "(peak RSS varies by a CV of 0.5-0.6 %: metrics/regression.json)", gt=0)
+    base: str = setting("the revision to compare with: the previous commit of main")
+    pairs: Positive = setting("interleaved base/head pairs after one warm-up run of each")
+    max_slowdown: float = setting("fail when a median ratio exceeds 1 + this (reports/runtime_gate.md)", gt=0)
+    max_memory_growth: float = setting("fail when the median ratio of train or infer peak RSS exceeds 1 + this", gt=0)
 
 
 # Every params.yaml section, in the file's order (`recipes` holds the named runs: `resolve_recipe`).
@@ -344,7 +344,7 @@ def strict_yaml(text: str, where) -> object:
     expand without bound), duplicate keys refused (YAML would keep the last one silently)."""
     import yaml  # only the commands that read params.yaml pay for the import
 
-    # The C loader when PyYAML has it: ~10x faster, and every CLI call reads this file.
+    # The C loader when PyYAML has it: much faster, and every CLI call reads this file.
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class Strict(base):

@@ -1,6 +1,6 @@
 """The data contract: the only place that loads, validates and orients ptychography .npz files.
 
-Contract: ../shared/design/data-contract.md. Everything else in the project reads data through
+Contract: docs/design/data-contract.md. Everything else in the project reads data through
 `load_npz` and gets canonical (N, H, W) arrays; nobody re-implements the layout rule.
 """
 
@@ -19,7 +19,6 @@ import numpy as np
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.core.limits import check_memory, gib
 from ptychoreg.core.ptychopinn import PTYCHOPINN_METADATA_KEY, ptychopinn_nphotons
-from ptychoreg.core.steps import step
 
 LAYOUTS = ("NHW", "HWN")
 
@@ -392,7 +391,6 @@ def load_npz(path: str | os.PathLike, layout: str | None = None) -> PtychoData:
     if scan_index is not None and (scan_index.shape != (n,) or scan_index.dtype.kind not in "iu"):
         raise _fail(path, "scan_index", f"expected ({n},) integers, got {scan_index.dtype} shape {scan_index.shape}")
     extras = {k: v for k, v in arrays.items() if k not in KNOWN_KEYS}
-    step("data loaded")
     return PtychoData(
         path=path,
         diffraction=diffraction,

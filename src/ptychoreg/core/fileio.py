@@ -21,13 +21,23 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ptychoreg.core.errors import PtychoError
-from ptychoreg.core.steps import step
 
 # A fixed timestamp inside npz archives: zip entries otherwise carry the wall-clock time of writing,
 # and the same arrays would give different bytes on every run.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (os.umask can only read by setting, which would
+    race with other threads' file creation)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022  # no /proc: the usual default
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
@@ -80,12 +90,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise PtychoError(folder, f"cannot write output folder ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs get the usual permissions
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual permissions
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        step(f"before-rename {target.name}")  # the worst moment to die: the new file complete, not in place
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -174,7 +183,6 @@ class StagedOutputs:
         """Move everything into place: a new folder by one rename; into an existing folder, each new file by
         its own rename, and those of `writes` this run did not write (quality.json without a true object)
         removed, so the folder never mixes two runs' outputs; its other files stay. Then the files beside it."""
-        step(f"before-rename {self.target.name}")  # everything written, nothing in place yet
         if not self.target.exists():
             os.replace(self.folder, self.target)
         else:
@@ -186,7 +194,7 @@ class StagedOutputs:
                     (self.target / name).unlink()
             self.folder.rmdir()
         for target, tmp in self.files.items():
-            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, target)
 
     def discard(self) -> None:
@@ -212,7 +220,7 @@ def staged_outputs(folder: str | os.PathLike, writes: tuple[str, ...], inputs: l
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
     except OSError as exc:
         raise PtychoError(target.parent, f"cannot write output folder ({exc.strerror or exc})") from None
-    os.chmod(staging, 0o777 & ~_UMASK)
+    os.chmod(staging, 0o777 & ~_umask())
     staged = StagedOutputs(target, staging, writes)
     try:
         yield staged

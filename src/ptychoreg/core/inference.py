@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -55,11 +56,15 @@ def reconstruct(bundle: Bundle, data: PtychoData, n_groups: int | None = None, b
     return Reconstruction(stitched, seeds)
 
 
-def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, provenance: dict) -> dict:
-    """Write reconstruction.npz, quality.json (with ground truth) and summary.json into `out`; return the
-    summary (quality figures included when there are any). Figures: ptycho-plots (ptychoreg.plots)."""
+Score = Callable[[np.ndarray, np.ndarray, np.ndarray], dict]  # (object, ground truth, mask) -> figures
+
+
+def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, provenance: dict,
+                        score: Score | None = None) -> dict:
+    """Write reconstruction.npz, summary.json and, given `score` and ground truth, quality.json into `out`;
+    return the summary (quality figures included when there are any). The scoring is the caller's
+    (ptychoreg.evaluation.quality.quality_report): the workflow does not judge itself. Figures: ptycho-plots."""
     from ptychoreg.core.fileio import sha256_array, write_json, write_npz
-    from ptychoreg.evaluation.quality import quality_report
 
     obj, mask = result.stitched.object, result.stitched.mask
     write_npz(out / "reconstruction.npz", {"object": obj, "mask": mask, "positions": result.positions})
@@ -70,17 +75,18 @@ def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, pro
         "scanned_fraction": float(mask.mean()),
         "stitched_sha256": sha256_array(obj),
     }
-    if data.object is not None:
-        summary["quality"] = quality_report(obj, data.object, mask)
+    if score is not None and data.object is not None:
+        summary["quality"] = score(obj, data.object, mask)
         write_json(out / "quality.json", summary["quality"])
     write_json(out / "summary.json", {k: v for k, v in summary.items() if k != "quality"})
     return summary
 
 
-def infer_to(out: Path, model_path: str | Path, data: PtychoData, config, seen_from: Path | None = None) -> dict:
+def infer_to(out: Path, model_path: str | Path, data: PtychoData, config, seen_from: Path | None = None,
+             score: Score | None = None) -> dict:
     """The whole of ptycho-infer as a library call: load the bundle `model_path` on `config`'s device
-    (an InferConfig), reconstruct `data`, write reconstruction.npz, summary.json (and quality.json) into
-    `out` (a staging folder for `seen_from`); return the summary."""
+    (an InferConfig), reconstruct `data`, write reconstruction.npz, summary.json (and, with `score`,
+    quality.json) into `out` (a staging folder for `seen_from`); return the summary."""
     from ptychoreg.core.fileio import path_from
     from ptychoreg.core.model.bundle import load_bundle
     from ptychoreg.core.training import configure_runtime, select_device
@@ -91,4 +97,4 @@ def infer_to(out: Path, model_path: str | Path, data: PtychoData, config, seen_f
     result = reconstruct(bundle, data, n_groups=config.n_groups, batch_size=config.batch_size, gridsize=config.gridsize)
     # The model as seen from the output folder: the same bytes wherever the run was staged.
     return save_reconstruction(Path(out), result, data, {"model": path_from(seen_from or out, model_path),
-                                                        "data": str(data.path), "device": str(device)})
+                                                        "data": str(data.path), "device": str(device)}, score)

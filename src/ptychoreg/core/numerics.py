@@ -16,10 +16,11 @@ the same way:
 MKL's vector math computes a square root with `rsqrtps` and a Newton step in that branch, so the
 workflow keeps square roots out of it: Adam runs fused (`torch.optim.Adam(fused=True)`, ATen's own
 correctly rounded root). Whether a machine really computes the pinned bytes is not read from its CPU
-flags: `python -m ptychoreg.canary` computes it. Thread counts are part of each command's settings
+flags: `ptycho-canary` computes it. Thread counts are part of each command's settings
 (`threads` in params.yaml), never the machine's core count, and pinned by the commands themselves. The
-variables are read when each library loads, so they are set here, on `import ptychoreg`, before numpy or
-torch load: every CLI, stage, harness subprocess and test inherits them.
+variables are read when each library loads, so every entry point sets them first
+(`ptychoreg.core.cli.setup_process`, before numpy or torch load): every CLI, stage, harness subprocess
+and test inherits them.
 
 Set `PTYCHOREG_NUMERICS=native` to run with each library's own choice (the golden-spread stage measures
 those code paths on purpose); the process is then outside the pinned set.
@@ -83,7 +84,7 @@ def env(native: bool = False, extra: dict | None = None) -> dict:
 def environment_problems() -> list[str]:
     """Why this process cannot be in the pinned set whatever its CPU computes: the opt-out, a pin
     overridden or set too late. Whether the CPU computes the pinned bytes is the canary's to say
-    (`python -m ptychoreg.canary`)."""
+    (`ptycho-canary`)."""
     if native_requested():
         return [f"{OPT_OUT}=native: each library chooses its own kernels"]
     reasons = [f"{key}={os.environ.get(key)!r}, pinned {value!r}" for key, value in PINNED_ENV.items()

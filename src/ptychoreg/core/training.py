@@ -20,7 +20,6 @@ from ptychoreg.core.limits import check_memory
 from ptychoreg.core.grouping import make_groups
 from ptychoreg.core.model.network import PtychoNet, predict_patches, prediction_window
 from ptychoreg.core.model.physics import forward_amplitude, loss_fn
-from ptychoreg.core.steps import step
 
 
 def select_device(accelerator: str) -> torch.device:
@@ -36,7 +35,7 @@ def configure_runtime(seed: int, threads: int, device: torch.device, determinist
     """Seed torch, pin its threads, and (for training) demand deterministic kernels, strict on CPU.
 
     Inference passes deterministic=False: its forward pass uses no kernel with a nondeterministic CPU
-    variant, and the flag's public API imports the torch compiler stack (~1 s of start-up per process).
+    variant, and the flag's public API imports the torch compiler stack (seconds of start-up per process).
     The regression's repeat-identity check holds inference to the same bytes on every run."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -161,7 +160,6 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
         epoch_seconds.append(seconds)
         val_text = f"  val {val_loss:.5g}" if val_loss is not None else ""
         log(f"epoch {epoch:>3}/{config.train.max_epochs}  loss {train_loss:.5g}{val_text}  ({seconds:.2f} s)")
-        step(f"epoch {epoch}")
 
     legacy = legacy_view(config, size, scale.nphotons, scale.value, groups.n_groups)
     return TrainResult(model.cpu(), history, norm_factor, scale, legacy, groups.n_groups, str(device),

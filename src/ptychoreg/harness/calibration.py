@@ -36,4 +36,7 @@ def workload(steps: int = STEPS) -> float:
 
 
 if __name__ == "__main__":
+    from ptychoreg.core.cli import setup_process
+
+    setup_process()
     print(f"calibration loss sum {workload():.6g}")

@@ -1,6 +1,6 @@
 """The minimal fixture: a small, deterministic, byte-reproducible subset of the canonical dataset.
 
-Contract: ../shared/design/data-contract.md ("Fixture"). The acceptance criteria live in params.yaml
+Contract: docs/design/data-contract.md ("Fixture"). The acceptance criteria live in params.yaml
 (`fixture:`) and are enforced here; the same source and parameters give the same bytes everywhere.
 """
 

@@ -1,29 +1,30 @@
-"""The regression measures its own power: known bug classes (the catalogue, `ptychoreg.harness.mutants`),
-applied one at a time, must each be caught.
+"""The regression measures its own power: known bug classes, each a small realistic mistake written as a
+patch (`mutants/*.patch` at the top of the repository), applied one at a time, must each be caught.
 
-Each mutant is a small realistic mistake, applied in-process by replacing one function (every reference to
-it in our loaded modules) for the duration of one run, so an interrupted run leaves the source untouched.
-A run does what `dvc repro` does with the code under test, in-process, on the regression's settings:
+A mutant is applied the way a colleague's edit would be: `git apply` on a scratch copy of the working tree
+(the DVC-tracked data linked into it, read-only), and the project's own checks then run on that copy as
+fresh processes, so nothing in this interpreter or in the working tree is ever changed. For each mutant:
 
-1. rebuild the fixture from the canonical dataset; its sha256 must equal `metrics/fixture.json`
-   (`fixture bytes`); stitching the committed fixture's true patches must give back its object
-   (`orientation`);
-2. train and infer the regression recipe through the library (`train_to`, `infer_to`: what the CLIs
-   run) on the committed fixture, as `regress` does when the fixture was pulled (`run` when either
-   fails), with the regression's own checks (`loss falls`, `finite`, `object frame`);
-3. compare the run's golden record with the committed golden values through the same pytest module the
-   `regress` stage runs (`golden:<table>`);
-4. only for a mutant that passed all of those: its resources against the unmutated code's, with the
-   runtime gate's limits: time, interleaved in this process (`runtime`), and peak memory of train and
-   infer, each in a fresh process with the mutant applied there (`memory`: a process's own peak, as the
-   gate measures it; in this process freed memory would hide growth). Both are reported when both catch.
+1. the regression (`python -m ptychoreg.harness.mutation regression`, run inside the copy): rebuild the
+   fixture from the canonical dataset, whose sha256 must equal `metrics/fixture.json` (`fixture bytes`);
+   stitch the committed fixture's true patches back into its object (`orientation`); train and infer the
+   regression recipe as the CLIs do (`run` when either fails) with the regression's own checks
+   (`loss falls`, `finite`, `object frame`); the run's golden record against the golden values, through
+   the same pytest module the `check_fixture` stage runs (`golden:<table>`);
+2. the fast suite (`pytest -m "not slow" -x`, inside the copy): the first test that fails (`test:<id>`);
+3. only for a mutant that passed all of those: its resources against the unmutated copy's, with the
+   runtime gate's limits: train + infer time, interleaved pairs of fresh processes (`runtime`), and the
+   peak memory of the real train and infer commands, each a fresh process (`memory`).
 
-The unmutated control must pass every check, or the score means nothing and the stage fails.
+The unmutated copy (the control) must pass every check, or the score means nothing and the stage fails.
+A patch that no longer applies fails the stage too: the catalogue follows the code.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,73 +33,265 @@ import time
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from ptychoreg.core.config import GateSettings
 from ptychoreg.core.errors import PtychoError
 
-from ptychoreg.harness.mutants import MUTANTS, NO_MUTANT, Mutant
+CATALOGUE = "mutants"  # the patches, relative to the repository's top
+HARNESS_TESTS = "tests/test_mutation.py"
+# Ignored paths a copy does not need (DVC-tracked data is linked; these are caches and environments).
+_NOT_LINKED = (".venv", ".pytest_cache", ".hypothesis", ".dvc/tmp", "dvc_plots")
 
-# Modules a run loads; imported before patching, so every binding of a replaced function is found.
-RUN_MODULES = ("ptychoreg.core.config", "ptychoreg.core.training", "ptychoreg.core.inference", "ptychoreg.harness.fixture",
-               "ptychoreg.harness.regress", "ptychoreg.harness.golden", "ptychoreg.core.model.bundle")
-
-
-@contextlib.contextmanager
-def applied(mutant: Mutant) -> Iterator[None]:
-    """Replace `module.function` in every loaded ptychoreg module that holds it; restore afterwards."""
-    import importlib
-
-    for name in RUN_MODULES + (mutant.module,):
-        importlib.import_module(name)
-    original = getattr(sys.modules[mutant.module], mutant.function)
-    replacement = mutant.make(original)
-    holders = [m for name, m in list(sys.modules.items())
-               if name.split(".")[0] == "ptychoreg" and getattr(m, mutant.function, None) is original]
-    for module in holders:
-        setattr(module, mutant.function, replacement)
-    try:
-        yield
-    finally:
-        for module in holders:
-            setattr(module, mutant.function, original)
-
-
-# ---- one run and its checks -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class RunSetup:
-    canonical: str
-    fixture: Path  # the committed fixture
-    fixture_spec: object  # FixtureSpec
-    expected_sha256: str  # metrics/fixture.json
-    run: object  # RecipeRun: the regression recipe
-    golden_test: str  # tests/test_golden.py
+class Mutant:
+    name: str
+    bug_class: str
+    what: str  # the mistake, in words
+    patch: Path
 
 
-def _train_infer(fixture: Path, setup: RunSetup, out: Path, commands: tuple[str, ...] = ("train", "infer")) -> None:
-    """What ptycho-train and ptycho-infer do for the recipe, through the library, in this process."""
+def read_catalogue(root: str | Path) -> tuple[Mutant, ...]:
+    """Every `mutants/NAME.patch`: a unified diff after `# class:` and `# what:` header lines."""
+    mutants = []
+    for patch in sorted((Path(root) / CATALOGUE).glob("*.patch")):
+        header = {}
+        for line in patch.read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            key, _, value = line[1:].partition(":")
+            header[key.strip()] = value.strip()
+        if not header.get("class") or not header.get("what"):
+            raise PtychoError(patch, "a mutant needs `# class: ...` and `# what: ...` lines before its diff")
+        mutants.append(Mutant(patch.stem, header["class"], header["what"], patch))
+    return tuple(mutants)
+
+
+def _git_paths(root: Path, *options: str) -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z", *options], cwd=root, capture_output=True, check=True,
+                         stdin=subprocess.DEVNULL).stdout
+    return [p for p in out.decode().split("\0") if p]
+
+
+def scratch_tree(root: str | Path, dest: str | Path, patch: Path | None = None) -> Path:
+    """A copy of the working tree at `root` in `dest` (what git tracks or would track, as it is now), with
+    the data git ignores (DVC's outputs and cache) linked, committed in a repository of its own, and
+    `patch` applied on top (uncommitted, as a colleague's edit)."""
+    root, dest = Path(root).resolve(), Path(dest)
+    for rel in _git_paths(root, "--cached", "--others", "--exclude-standard"):
+        source = root / rel
+        if source.is_file():  # a tracked file deleted in the working tree is left out
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / rel)
+    for rel in _git_paths(root, "--others", "--ignored", "--exclude-standard", "--directory"):
+        rel = rel.rstrip("/")
+        if rel.startswith(_NOT_LINKED) or "__pycache__" in rel or rel.endswith(".egg-info") or (dest / rel).exists():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).symlink_to(root / rel)
+    # A repository of its own (one commit of the copy), so what runs there sees git as in a checkout.
+    identity = ["-c", "user.name=ptychoreg mutation", "-c", "user.email=mutation@ptychoreg", "-c", "commit.gpgsign=false"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "--no-verify", "-m", "scratch copy"]):
+        subprocess.run(["git", *identity, *argv], cwd=dest, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    if patch is not None:
+        applied = subprocess.run(["git", "apply", "--whitespace=nowarn", str(Path(patch).resolve())], cwd=dest,
+                                 capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if applied.returncode != 0:
+            raise PtychoError(patch, f"does not apply to the working tree: {applied.stderr.strip().splitlines()[0]} "
+                                     "(the code moved: rewrite the mutant against it)")
+    return dest
+
+
+def tree_env(tree: Path) -> dict:
+    """The environment a command in `tree` runs in: its own `src` before the installed package."""
+    return dict(os.environ, PYTHONPATH=str(tree / "src"), CUDA_VISIBLE_DEVICES="", DVC_NO_ANALYTICS="1",
+                PYTHONDONTWRITEBYTECODE="1")
+
+
+def _in_tree(tree: Path, argv: list[str], log: Path) -> subprocess.CompletedProcess:
+    with open(log, "w") as sink:
+        return subprocess.run([sys.executable, *argv], cwd=tree, env=tree_env(tree), stdout=sink,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+
+
+# ---- the checks, each run inside a copy --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    gate: GateSettings  # the runtime gate's limits (params.yaml runtime_gate:), applied to the resources
+    recipe: str = "regression"
+    runtime_pairs: int = 5  # with 3, the 30 % mutant measured between x1.17 and x1.41 against a x1.12 limit
+    memory_pairs: int = 2
+    fast_suite: bool = True
+
+
+def regression_failures(tree: Path, recipe: str, work: Path) -> list[str]:
+    """The regression's checks in `tree` (a fresh process running the tree's own code)."""
+    out = work / "regression.json"
+    proc = _in_tree(tree, ["-m", "ptychoreg.harness.mutation", "regression", str(out), recipe], work / "regression.log")
+    if not out.is_file():
+        lines = (work / "regression.log").read_text(errors="replace").strip().splitlines()
+        return [f"run ({lines[-1][:100] if lines else f'exit {proc.returncode}'})"]
+    return json.loads(out.read_text())
+
+
+def mirrored_tests(tree: Path, patch: Path | None) -> list[str]:
+    """The test files that mirror the files a patch edits (tests/test_<module>.py, tests/test_prop_<module>.py):
+    run first, where a bug in that module is most likely caught, so a caught mutant stops the suite early."""
+    if patch is None:
+        return []
+    edited = [line[6:].strip() for line in Path(patch).read_text().splitlines() if line.startswith("+++ b/")]
+    stems = [Path(path).stem for path in edited]
+    return [f"tests/{prefix}{stem}.py" for stem in stems for prefix in ("test_", "test_prop_")
+            if (tree / "tests" / f"{prefix}{stem}.py").is_file()]
+
+
+def fast_suite_failures(tree: Path, work: Path, patch: Path | None = None) -> list[str]:
+    """The first fast test that fails in `tree` (`-x`: a caught mutant stops the suite early); the tests
+    mirroring the edited modules run first, then the rest of the suite."""
+    junit = work / "junit.xml"
+    # This harness's own tests are left out: in a mutated copy its catalogue check fails for every mutant (the
+    # patch is already applied there), which says nothing about the mutant.
+    proc = _in_tree(tree, ["-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                           f"--ignore={HARNESS_TESTS}", *mirrored_tests(tree, patch), "tests"], work / "fast_suite.log")
+    if not junit.is_file():
+        return [f"test: the suite did not run (exit {proc.returncode})"]
+    failed = []
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            module, name = case.get("classname", ""), case.get("name", "")
+            failed.append(f"test:{module.replace('.', '/')}.py::{name}" if module else f"test:{name} (collection)")
+    if not failed and proc.returncode != 0:
+        failed.append(f"test: pytest exit {proc.returncode} (collection)")
+    return failed
+
+
+def _timed_regression(tree: Path, recipe: str, work: Path) -> float:
+    out = work / f"timed-{time.monotonic_ns()}.json"
+    _in_tree(tree, ["-m", "ptychoreg.harness.mutation", "time", str(out), recipe], out.with_suffix(".log"))
+    return json.loads(out.read_text())["seconds"]
+
+
+def runtime_ratio(control: Path, mutated: Path, settings: Settings, work: Path) -> float:
+    """Median over interleaved pairs of (mutant seconds / control seconds), fresh processes each."""
+    return statistics.median(_timed_regression(mutated, settings.recipe, work) /
+                             _timed_regression(control, settings.recipe, work) for _ in range(settings.runtime_pairs))
+
+
+def _peaks(tree: Path, recipe: str, out: Path) -> dict[str, float]:
+    """The real train and infer commands of `tree`, each a fresh process; each one's peak RSS (MB)."""
+    from ptychoreg.harness.runner import RecipeRun, run_infer, run_train
+
+    run = RecipeRun.of(str(tree / "params.yaml"), recipe)
+    fixture = str(tree / FIXTURE)
+    env = {"PYTHONPATH": str(tree / "src")}
+    train = run_train(fixture, out, run, env=env, logs=out.with_name(out.name + "-logs"), timings=False)
+    infer = run_infer(out / "model.pt", fixture, out, run, env=env, logs=out.with_name(out.name + "-logs"), timings=False)
+    return {"train": train.peak_rss_mb, "infer": infer.peak_rss_mb}
+
+
+def memory_ratios(control: Path, mutated: Path, settings: Settings, work: Path) -> dict[str, float]:
+    """Median over pairs of (mutant peak / control peak) for train and for infer."""
+    ratios = {"train": [], "infer": []}
+    for i in range(settings.memory_pairs):
+        base = _peaks(control, settings.recipe, work / f"memory-control{i}")
+        grown = _peaks(mutated, settings.recipe, work / f"memory-mutant{i}")
+        for command in ratios:
+            ratios[command].append(grown[command] / base[command])
+    return {command: statistics.median(values) for command, values in ratios.items()}
+
+
+def run_mutants(root: Path, mutants: tuple[Mutant, ...], settings: Settings, work: Path,
+                log: Callable[[str], None] = print) -> dict:
+    """The control, then every mutant, each on its own copy of `root`."""
+    started = time.perf_counter()
+    control = scratch_tree(root, work / "control" / "tree")
+    failed = regression_failures(control, settings.recipe, work / "control")
+    if settings.fast_suite:
+        failed += fast_suite_failures(control, work / "control")
+    if failed:
+        raise PtychoError(None, f"the unmutated control fails {', '.join(failed)}: fix the tree first (a stale fixture "
+                                "or golden values: `dvc repro`, then `./tasks golden` if intended)")
+    log(f"control: every check passes ({time.perf_counter() - started:.0f} s)")
+    results = {}
+    for mutant in mutants:
+        mutant_started = time.perf_counter()
+        mutant_work = work / mutant.name
+        tree = scratch_tree(root, mutant_work / "tree", mutant.patch)
+        regression = regression_failures(tree, settings.recipe, mutant_work)
+        fast = fast_suite_failures(tree, mutant_work, mutant.patch) if settings.fast_suite else []
+        resources = []
+        if not regression and not fast:
+            ratio, limit = runtime_ratio(control, tree, settings, mutant_work), 1 + settings.gate.max_slowdown
+            if ratio > limit:
+                resources.append(f"runtime (x{ratio:.2f} against the control, limit x{limit:.2f})")
+            limit = 1 + settings.gate.max_memory_growth
+            resources += [f"memory ({command} peak x{ratio:.2f} against the control, limit x{limit:.2f})"
+                          for command, ratio in memory_ratios(control, tree, settings, mutant_work).items() if ratio > limit]
+        caught_by = regression + fast + resources
+        results[mutant.name] = {"class": mutant.bug_class, "what": mutant.what, "caught": bool(caught_by),
+                                "regression": regression, "fast_suite": fast, "resources": resources,
+                                "seconds": round(time.perf_counter() - mutant_started, 1)}
+        log(f"{'caught ' if caught_by else 'ESCAPED'} {mutant.name}: {', '.join(caught_by) or 'no check failed'} "
+            f"({results[mutant.name]['seconds']:.0f} s)")
+        shutil.rmtree(tree)
+    caught = sum(r["caught"] for r in results.values())
+    return {"score": caught / len(results), "caught": caught, "mutants": len(results),
+            "caught_by_fast_suite": sum(bool(r["fast_suite"]) for r in results.values()),
+            "caught_by_regression": sum(bool(r["regression"]) for r in results.values()),
+            "escaped": sorted(n for n, r in results.items() if not r["caught"]),
+            "seconds": time.perf_counter() - started, "results": results}
+
+
+def report_markdown(result: dict) -> str:
+    lines = [
+        "# Mutation score: what the fast checks catch",
+        "",
+        "Generated by the `mutation` stage (`python -m ptychoreg.cli.mutation`). Each mutant is one known bug",
+        "class of this field, a patch in `mutants/`, applied to a scratch copy of the tree; the regression",
+        "(fixture rebuild, orientation, train and infer, golden values) and the fast test suite then run on",
+        "that copy (see `ptychoreg/harness/mutation.py`).",
+        "",
+        f"**{result['caught']} of {result['mutants']} mutants caught** (score {result['score']:.2f}): "
+        f"{result['caught_by_regression']} by the regression, {result['caught_by_fast_suite']} by the fast suite, "
+        f"in {result['seconds']:.0f} s.",
+        "",
+        "| mutant | bug class | the mistake | regression | fast suite (first failing test) | resources |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in result["results"].items():
+        cells = [", ".join(r[k]) or "-" for k in ("regression", "fast_suite", "resources")]
+        escaped = "" if r["caught"] else " **ESCAPED**"
+        lines.append(f"| `{name}`{escaped} | {r['class']} | {r['what']} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+def metrics(result: dict) -> dict:
+    keys = ("score", "caught", "mutants", "caught_by_regression", "caught_by_fast_suite", "escaped", "seconds")
+    return {k: result[k] for k in keys} | {
+        "caught_by": {name: r["regression"] + r["fast_suite"] + r["resources"] for name, r in result["results"].items()}}
+
+
+# ---- what runs inside a copy ---------------------------------------------------------------------------------
+
+FIXTURE = Path("tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")  # the committed one, in the copy
+
+def _train_infer(recipe: str, out: Path) -> None:
+    """What ptycho-train and ptycho-infer do for the recipe on the committed fixture, through the library."""
     from ptychoreg.core.contract import load_npz
     from ptychoreg.core.inference import infer_to
+    from ptychoreg.evaluation.quality import quality_report
     from ptychoreg.core.training import train_to
     from ptychoreg.harness.runner import RecipeRun
 
-    # Resolved again inside the run, as the CLIs resolve it: a mutant of the resolution applies here.
-    config = RecipeRun.of(setup.run.params, setup.run.recipe).config
-    data = load_npz(fixture)
-    if "train" in commands:
-        train_to(out, config, data, log=lambda _: None)
-    if "infer" in commands:
-        infer_to(out, out / "model.pt", data, config.infer)
+    config = RecipeRun.of("params.yaml", recipe).config
+    data = load_npz(FIXTURE)
+    train_to(out, config, data, log=lambda _: None)
+    infer_to(out, out / "model.pt", data, config.infer, score=quality_report)
 
 
-def _regression(fixture: Path, setup: RunSetup, out: Path) -> float:
-    """Train + infer in this process; the seconds it took."""
-    started = time.perf_counter()
-    _train_infer(fixture, setup, out)
-    return time.perf_counter() - started
-
-
-def golden_failures(record_path: Path, golden_test: str) -> list[str]:
+def golden_failures(record_path: Path, golden_test: str = "tests/test_golden.py") -> list[str]:
     """The golden tables that differ, as the `check_fixture` stage's pytest check reports them."""
     with tempfile.TemporaryDirectory(prefix="ptychoreg-junit-") as scratch:
         junit = Path(scratch) / "junit.xml"
@@ -107,167 +300,68 @@ def golden_failures(record_path: Path, golden_test: str) -> list[str]:
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if not junit.is_file():
             raise PtychoError(golden_test, "the golden check did not run")
-        failed = []
-        for case in ElementTree.parse(junit).getroot().iter("testcase"):
-            if case.find("failure") is not None or case.find("error") is not None:
-                table = case.get("name", "").partition("[")[2].rstrip("]")
-                failed.append(f"golden:{table}")
-        return failed
+        return [f"golden:{case.get('name', '').partition('[')[2].rstrip(']')}"
+                for case in ElementTree.parse(junit).getroot().iter("testcase")
+                if case.find("failure") is not None or case.find("error") is not None]
 
 
-def checked_run(setup: RunSetup, work: Path) -> tuple[list[str], float | None]:
-    """One run of the checks with whatever code is loaded now; the checks that failed, and its seconds."""
+def _regression_in_tree(out: Path, recipe: str) -> list[str]:
+    """The regression's checks, in the current directory's tree; the names of those that failed."""
+    from ptychoreg.core.cli import load_params
+    from ptychoreg.core.config import load_section
     from ptychoreg.core.contract import load_npz
     from ptychoreg.core.fileio import file_digest
-    from ptychoreg.harness.fixture import generate
+    from ptychoreg.harness.fixture import generate, recorded_sha256
     from ptychoreg.harness.golden import golden_record, write_record
-    from ptychoreg.harness.regress import ORIENTATION_TOLERANCE, read_run, orientation_error
+    from ptychoreg.harness.regress import ORIENTATION_TOLERANCE, orientation_error, read_run
 
     failed = []
-    rebuilt = work / "fixture.npz"
+    params, source = load_params("params.yaml")
+    work = out.parent
     try:
-        generate(setup.canonical, setup.fixture_spec, output=rebuilt, metadata_out=work / "fixture.json")
-        if file_digest(rebuilt) != setup.expected_sha256:
+        rebuilt = work / "fixture.npz"
+        generate(params["data"]["canonical"], load_section("fixture", params, source), output=rebuilt,
+                 metadata_out=work / "fixture.json")
+        if file_digest(rebuilt) != recorded_sha256("metrics/fixture.json"):
             failed.append("fixture bytes")
     except Exception as exc:  # noqa: BLE001 - any failure of the generator is a catch
         failed.append(f"fixture build ({type(exc).__name__})")
-    fixture = setup.fixture
     try:
-        if not orientation_error(fixture) < ORIENTATION_TOLERANCE:
+        if not orientation_error(FIXTURE) < ORIENTATION_TOLERANCE:
             failed.append("orientation")
     except Exception as exc:  # noqa: BLE001
         failed.append(f"orientation ({type(exc).__name__})")
-    out = work / "run"
+    run_dir = work / "run"
     try:
-        seconds = _regression(fixture, setup, out)
-        data = load_npz(fixture)
-        run = read_run(out, data.object.shape)
+        _train_infer(recipe, run_dir)
+        data = load_npz(FIXTURE)
+        run = read_run(run_dir, data.object.shape)
     except Exception as exc:  # noqa: BLE001 - a crash of train or infer is the regression failing
-        return failed + [f"run ({type(exc).__name__}: {str(exc)[:80]})"], None
+        return failed + [f"run ({type(exc).__name__}: {str(exc)[:80]})"]
     failed += [name for name, ok in (("loss falls", run["last_loss"] < run["first_loss"]),
                                      ("object frame", run["frame_ok"]), ("finite", run["finite_ok"])) if not ok]
     record = work / "golden_record.json"
-    write_record(record, golden_record(out, data))
-    failed += golden_failures(record, setup.golden_test)
-    return failed, seconds
+    write_record(record, golden_record(run_dir, data))
+    return failed + golden_failures(record)
 
 
-def _timed(setup: RunSetup, work: Path) -> float:
-    return _regression(setup.fixture, setup, Path(tempfile.mkdtemp(dir=work)))
-
-
-def run_mutants(setup: RunSetup, mutants: tuple[Mutant, ...], max_slowdown: float, pairs: int, work: Path,
-                log: Callable[[str], None] = print, max_memory_growth: float = 0.05, memory_pairs: int = 2) -> dict:
-    """Run the control, then every mutant; a mutant that no check catches gets a runtime and a memory
-    comparison."""
-    started = time.perf_counter()
-    control_dir = work / "control"
-    control_dir.mkdir(parents=True)
-    control_failed, _ = checked_run(setup, control_dir)
-    if control_failed:
-        raise PtychoError(None, f"the unmutated control fails {', '.join(control_failed)}: the golden values or the "
-                                "fixture are stale (run `dvc repro regress`, then `./tasks golden` if intended)")
-    log(f"control: every check passes ({time.perf_counter() - started:.1f} s)")
-    results = {}
-    for mutant in mutants:
-        mutant_dir = work / mutant.name
-        mutant_dir.mkdir()
-        with applied(mutant):
-            caught_by, _ = checked_run(setup, mutant_dir)
-        if not caught_by:
-            ratio = _runtime_ratio(setup, mutant, pairs, work)
-            if ratio > 1 + max_slowdown:
-                caught_by.append(f"runtime (x{ratio:.2f} against the control, limit x{1 + max_slowdown:.2f})")
-            # A fresh process applies a mutant by its catalogue name; one made elsewhere (a test's) is not measured.
-            catalogued = any(m.name == mutant.name for m in MUTANTS)
-            ratios = memory_ratios(setup, mutant.name, memory_pairs, mutant_dir) if catalogued else {}
-            grown = {command: ratio for command, ratio in ratios.items() if ratio > 1 + max_memory_growth}
-            caught_by += [f"memory ({command} peak x{ratio:.2f} against the control, limit x{1 + max_memory_growth:.2f})"
-                          for command, ratio in grown.items()]
-        results[mutant.name] = {"class": mutant.bug_class, "what": mutant.what, "caught": bool(caught_by),
-                                "caught_by": caught_by}
-        log(f"{'caught ' if caught_by else 'ESCAPED'} {mutant.name}: {', '.join(caught_by) or 'no check failed'}")
-    caught = sum(r["caught"] for r in results.values())
-    return {"score": caught / len(results), "caught": caught, "mutants": len(results),
-            "escaped": sorted(n for n, r in results.items() if not r["caught"]),
-            "seconds": time.perf_counter() - started, "results": results}
-
-
-def _measured_run(setup: RunSetup, mutant_name: str, out: Path) -> dict[str, float]:
-    """Train, then infer, each in a fresh process with the mutant applied there; each process's peak RSS (MB)."""
-    from ptychoreg.harness.runner import run_cli
-
-    run, me = setup.run, "ptychoreg.harness.mutation"
-    # This process has trained in-process and is larger than a child: run_cli measures each child's own peak.
-    peaks = {}
-    for command, threads in (("train", run.config.train.threads), ("infer", run.config.infer.threads)):
-        record = run_cli(me, [mutant_name, command, str(setup.fixture), str(out), run.params or "", run.recipe or ""],
-                         out.parent / f"{out.name}-{command}.log", threads)
-        peaks[command] = record.peak_rss_mb
-    return peaks
-
-
-def memory_ratios(setup: RunSetup, mutant_name: str, pairs: int, work: Path) -> dict[str, float]:
-    """Median over `pairs` of (mutant peak / control peak) for train and for infer, fresh processes each."""
-    ratios = {"train": [], "infer": []}
-    for i in range(pairs):
-        control = _measured_run(setup, NO_MUTANT, work / f"memory-control{i}")
-        mutated = _measured_run(setup, mutant_name, work / f"memory-mutant{i}")
-        for command in ratios:
-            ratios[command].append(mutated[command] / control[command])
-    return {command: statistics.median(values) for command, values in ratios.items()}
-
-
-def _runtime_ratio(setup: RunSetup, mutant: Mutant, pairs: int, work: Path) -> float:
-    """Median over interleaved pairs of (mutant seconds / control seconds), both in this process."""
-    ratios = []
-    for i in range(pairs):
-        control = _timed(setup, work)
-        with applied(mutant):
-            mutated = _timed(setup, work)
-        ratios.append(mutated / control)
-    return statistics.median(ratios)
-
-
-def report_markdown(result: dict) -> str:
-    lines = [
-        "# Mutation score: what the fast regression catches",
-        "",
-        "Generated by the `mutation` stage (`python -m ptychoreg.cli.mutation`). Each mutant is one known bug",
-        "class of this field, applied in-process for one run; the run rebuilds the fixture, trains and infers",
-        "on it and applies the regression's checks (see `ptychoreg/harness/mutation.py`).",
-        "",
-        f"**{result['caught']} of {result['mutants']} mutants caught** (score {result['score']:.2f}), "
-        f"in {result['seconds']:.0f} s.",
-        "",
-        "| mutant | bug class | the mistake | caught by |",
-        "| --- | --- | --- | --- |",
-    ]
-    for name, r in result["results"].items():
-        lines.append(f"| `{name}` | {r['class']} | {r['what']} | {', '.join(r['caught_by']) or '**ESCAPED**'} |")
-    return "\n".join(lines) + "\n"
-
-
-def metrics(result: dict) -> dict:
-    return {k: result[k] for k in ("score", "caught", "mutants", "escaped", "seconds")} | {
-        "caught_by": {name: r["caught_by"] for name, r in result["results"].items()}}
-
-
-def _run_mutated(argv: list[str]) -> int:
-    """`python -m ptychoreg.harness.mutation MUTANT train|infer FIXTURE OUT PARAMS RECIPE`: one command of the
-    regression with the mutant applied in this fresh process (`none`: the control), so its resources are
-    its own."""
-    from ptychoreg.harness.runner import RecipeRun
-
-    name, command, fixture, out, params, recipe = argv
-    setup = RunSetup("", Path(fixture), None, "", RecipeRun.of(params or None, recipe or None), "")
-    mutant = None if name == NO_MUTANT else next((m for m in MUTANTS if m.name == name), None)
-    if name != NO_MUTANT and mutant is None:
-        raise SystemExit(f"ptychoreg.harness.mutation: no mutant {name!r} in the catalogue")
-    with applied(mutant) if mutant else contextlib.nullcontext():
-        _train_infer(Path(fixture), setup, Path(out), (command,))
+def _main(argv: list[str]) -> int:
+    """`regression OUT RECIPE`: the checks' failures as JSON in OUT; `time OUT RECIPE`: the seconds of one
+    train + infer in this process (imports excluded). Both in the current directory's tree."""
+    what, out, recipe = sys.argv[1:] if argv is None else argv
+    out = Path(out).resolve()
+    if what == "regression":
+        failed = _regression_in_tree(out, recipe)
+        out.write_text(json.dumps(failed))
+    else:
+        with tempfile.TemporaryDirectory(prefix="ptychoreg-timed-") as scratch:
+            started = time.perf_counter()
+            _train_infer(recipe, Path(scratch) / "run")
+            out.write_text(json.dumps({"seconds": time.perf_counter() - started}))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(_run_mutated(sys.argv[1:]))
+    from ptychoreg.core.cli import entry_points
+
+    entry_points("python -m ptychoreg.harness.mutation", _main)[1]()

@@ -3,9 +3,8 @@
 Encoder: three blocks of two 3x3 conv + ReLU and a 2x2 max-pool (w, 2w, 4w channels). Two decoders
 (amplitude, phase) upsample twice and predict the central N/2 x N/2 of the patch, zero-padded to N
 (the peer's design for a small probe); with `probe_big` they upsample a third time and predict the
-whole N x N patch, for probes with real energy outside the centre. On the canonical data the probe
-holds 4.7 % of its energy outside the central 32 x 32, and even the true object cut to that square
-scores a Poisson NLL of 6.4 per pixel against 0.19 uncut, so `probe_big` is our default.
+whole N x N patch, for probes with real energy outside the centre. The canonical probe has such energy
+(docs/quality-experiments.md), so `probe_big` is our default.
 The amplitude head is a sigmoid: bounded on both sides, so it cannot collapse to a flat negative
 floor the way the peer's SiLU head did.
 
@@ -13,10 +12,10 @@ Two options make the network faster and better per second of training (docs/qual
 fifth round); the defaults are the peer's layout, which the regression runs:
 - `heads="shared"`: one decoder with two outputs (amplitude and phase logits) instead of one decoder per
   part. Amplitude and phase are two views of one complex patch, and the far field mixes them; one decoder
-  learns both from the same features, at 0.74x the weights.
+  learns both from the same features, with fewer weights.
 - `upsampling="subpixel"`: the last doubling of resolution is a sub-pixel convolution (Shi et al. 2016):
   a 3x3 conv at half resolution gives 4 values per output pixel, which PixelShuffle rearranges. The
-  full-resolution double conv, ~45 % of a training step at width 16, is gone.
+  full-resolution double conv, the largest single cost of a training step, is gone.
 
 With gridsize > 1 the same network predicts every member of a group from its own pattern, and
 `merge_group` makes the members consistent (the overlap constraint). The peer instead fed the g^2
@@ -82,9 +81,8 @@ class PtychoNet(nn.Module):
         else:
             self.amplitude = _decoder(width, doublings, 1, subpixel)
             self.phase = _decoder(width, doublings, 1, subpixel)
-        # oneDNN's convolutions run ~1.5x faster on CPU in channels-last layout (one training step of
-        # 8 patterns at width 16: 50 ms against 74 ms on 2 cores); only the order of floating-point sums
-        # changes, not the model.
+        # oneDNN's convolutions run faster on CPU in channels-last layout (measured in
+        # docs/quality-experiments.md); only the order of floating-point sums changes, not the model.
         self.to(memory_format=torch.channels_last)
 
     def architecture(self) -> dict:

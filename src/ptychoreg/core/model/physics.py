@@ -1,6 +1,6 @@
 """Differentiable ptychography physics in torch: forward model, losses, group consistency.
 
-Facts: ../shared/design/physics-and-model.md. Amplitudes are in the dataset's scale,
+Facts: docs/design/physics-and-model.md. Amplitudes are in the dataset's scale,
 |fftshift(fft2(patch * probe, norm="ortho"))| * N/2; photon counts are (amplitude * s)^2 with the
 intensity scale s = sqrt(photons per pattern) / (N/2).
 """

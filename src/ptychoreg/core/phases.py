@@ -1,35 +1,15 @@
-"""Where a process is: named steps it announces, and the wall seconds of its phases.
+"""The wall seconds of a command's phases, and its own peak memory.
 
-Steps: so tests can stop a process at an exact point instead of after a sleep.
-
-With `PTYCHOREG_STOP_AT=<name>` in the environment, the process writes `ptychoreg-step: <name>` to
-stderr when it reaches that step and stops itself (SIGSTOP). Whoever waits for that line knows where the
-process is, and can kill it there (SIGKILL ends a stopped process) or, once its parent has seen it stop
-(`os.waitpid(pid, os.WUNTRACED)`), let it go on with SIGCONT. Without the variable a step costs one
-dictionary lookup.
-
-Phases: a command times its phases (data, imports, training, ...) and, given `--timings-out`, writes
-them to that JSON file; the regression harness reads it (`harness.runner.read_timings`) to say where each
-second of a run goes. Wall seconds never go into a command's outputs, which are the same bytes on every run.
+A command times its phases (data, imports, training, ...) and, given `--timings-out`, writes them to that
+JSON file; the regression harness reads it (`harness.runner.read_timings`) to say where each second of a
+run goes. Wall seconds never go into a command's outputs, which are the same bytes on every run.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import sys
 import time
-
-STOP_AT = "PTYCHOREG_STOP_AT"
-ANNOUNCE = "ptychoreg-step: "
-
-
-def step(name: str) -> None:
-    if os.environ.get(STOP_AT) == name:
-        sys.stderr.write(f"{ANNOUNCE}{name}\n")
-        sys.stderr.flush()
-        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def own_peak_rss_mb() -> float:

@@ -1,0 +1,65 @@
+"""The import graph and what importing does: the layers and the absence of cycles (import-linter's
+contracts in pyproject.toml), importing any module changes nothing in the process, and no command module
+loads numpy or torch before its entry point has set the process up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from conftest import ROOT
+
+MODULES = sorted(
+    ".".join(path.relative_to(ROOT / "src").with_suffix("").parts).removesuffix(".__init__")
+    for path in (ROOT / "src/ptychoreg").rglob("*.py"))
+
+_PROCESS_STATE = """
+import json, os, signal, sys
+def state():
+    umask = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("Umask:"))
+    handlers = {s.name: str(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD)}
+    return {"environ": dict(os.environ), "umask": umask, "signals": handlers, "cwd": os.getcwd()}
+"""
+
+
+def _python(code: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, check=True,
+                          env={k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "MKL_CBWR")})
+    return proc.stdout
+
+
+def test_the_import_contracts_hold():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    assert {c["type"] for c in contracts} == {"layers", "acyclic_siblings"}
+    lint = subprocess.run([Path(sys.executable).with_name("lint-imports"), "--no-cache"], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert lint.returncode == 0, lint.stdout[-3000:]
+    assert f"Contracts: {len(contracts)} kept, 0 broken" in lint.stdout
+
+
+def test_importing_any_module_changes_nothing_in_the_process():
+    out = _python(_PROCESS_STATE + f"""
+before = state()
+import importlib
+for name in {MODULES!r}:
+    importlib.import_module(name)
+print(json.dumps([before, state()]))
+""")
+    before, after = json.loads(out)
+    assert after == before
+
+
+def test_no_command_loads_numpy_or_torch_before_it_sets_the_process_up():
+    """Each console script's and `python -m` harness entry's module imports only light modules, so `run`
+    sets the numerical environment before any library that reads it loads."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    entries = sorted({target.split(":")[0] for target in scripts.values()}
+                     | {name for name in MODULES if name.startswith("ptychoreg.harness.")
+                        and "__main__" in (ROOT / "src" / (name.replace(".", "/") + ".py")).read_text()})
+    probe = "import sys, importlib; importlib.import_module(sys.argv[1]); print(sorted({'numpy', 'torch'} & set(sys.modules)))"
+    heavy = {name: loaded for name in entries if (loaded := _python(probe, name).strip()) != "[]"}
+    assert not heavy, heavy
