@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
 
 EXIT_DRIFT = 1
 
@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
                    help="report this rule's findings without failing (repeatable). CI warns on runtime (shared "
                         "machines are noisy) and quality (the quality stage enforces absolute floors there, and "
                         "another CPU family trains to slightly different numbers); fixture drift always fails")
-    add_params_arg(p, default="params.yaml")  # the harness sections live there only (no defaults)
+    add_params_arg(p, default=PROJECT_PARAMS)
     return p
 
 

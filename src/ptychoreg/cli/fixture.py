@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata-out", help="sidecar JSON path (default: the fixture path with .json)")
     p.add_argument("--layout", choices=("NHW", "HWN"), help="source layout, overriding detection")
     p.add_argument("--metrics-out", help="also write the fixture metrics JSON here (e.g. metrics/fixture.json)")
-    add_params_arg(p, default="params.yaml")  # the harness sections live there only (no defaults)
+    add_params_arg(p, default=PROJECT_PARAMS)
     return p
 
 

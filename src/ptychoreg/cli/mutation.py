@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ptychoreg.core.cli import ArgumentParser, entry_points, load_params, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, entry_points, load_params, log
 from ptychoreg.core.config import load_section
 from ptychoreg.core.errors import PtychoError
 
@@ -20,7 +20,7 @@ EXIT_ESCAPED = 1
 def parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="ptycho-mutation", description=__doc__)
     p.add_argument("--root", default=".", help="the working tree whose mutants/ are applied to copies of it")
-    p.add_argument("--params", default="params.yaml", help="holds the runtime gate's limits (runtime_gate:)")
+    p.add_argument("--params", default=PROJECT_PARAMS, help="holds the runtime gate's limits (runtime_gate:)")
     p.add_argument("--recipe", default="regression")
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--report", required=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
                    help="settings, losses and quality figures: the same bytes on every pinned machine")
     p.add_argument("--timing-out", default="metrics/quality_timing.json",
                    help="this machine's wall seconds and peak memory of each phase")
-    add_params_arg(p, default="params.yaml")  # the harness sections live there only (no defaults)
+    add_params_arg(p, default=PROJECT_PARAMS)
     return p
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-out", default="metrics/reference.json",
                    help="settings and quality figures: the same bytes on every pinned machine")
     p.add_argument("--timing-out", default="metrics/reference_timing.json", help="this machine's wall seconds")
-    add_params_arg(p, default="params.yaml")  # the harness sections live there only (no defaults)
+    add_params_arg(p, default=PROJECT_PARAMS)
     return p
 
 

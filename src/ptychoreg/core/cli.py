@@ -28,6 +28,7 @@ EXIT_ERROR = 2  # expected failure: bad input, bad parameter, unusable file
 EXIT_BUG = 1  # an internal error: a bug to report
 DEBUG = "PTYCHOREG_DEBUG"  # "1": internal errors also print their traceback on stderr
 MESSAGE_LIMIT = 400  # characters of one error line: a message never echoes an unbounded value
+PROJECT_PARAMS = "params.yaml"  # the default of the harness commands: their sections live there only (no defaults)
 
 
 class ArgumentParser(argparse.ArgumentParser):
