@@ -36,17 +36,14 @@ def test_the_canary_covers_every_path_a_recipe_can_take():
         assert needed in parts, needed
 
 
-def test_json_gives_the_recorded_parts_and_the_verdict_matches_it():
-    proc = _canary("--json")
-    assert proc.returncode == 0, proc.stderr
-    hashes = json.loads(proc.stdout)
-    assert set(hashes) == set(canary.recorded()), "canary.json is stale: `ptycho-canary --record`"
+def test_the_verdict_computes_every_recorded_part():
+    """One real canary run (`ptycho-canary` runs `--json` in a child): in the set, every recorded part
+    was computed and matched; outside it, the line names the parts that differ (a part computed but not
+    recorded, or recorded but no longer computed, differs too: canary.json is stale then)."""
     verdict = _canary()
-    matches = hashes == canary.recorded()
-    assert verdict.returncode == (0 if matches else 1), verdict.stdout
-    assert ("in the pinned set: the numerics canary matches" in verdict.stdout) == matches
-    if not matches:  # another machine kind: the line names what differs
-        assert "canary parts differ: " in verdict.stdout
+    matches = verdict.returncode == 0
+    assert ("in the pinned set: the numerics canary matches" in verdict.stdout) == matches, verdict.stdout + verdict.stderr
+    assert f"({len(canary.recorded())} parts;" in verdict.stdout if matches else "canary parts differ: " in verdict.stdout
 
 
 def test_a_difference_names_the_part_and_the_environment_problem():
@@ -61,9 +58,10 @@ def test_a_difference_names_the_part_and_the_environment_problem():
     assert canary.differing({"a": "1"}, {"a": "1", "b": "2"}) == ["b"]  # a part one side lacks differs
 
 
-def test_the_native_opt_out_is_outside_the_set():
+def test_the_native_opt_out_is_outside_the_set_without_computing():
     proc = _canary(PTYCHOREG_NUMERICS="native")
     assert proc.returncode == 1 and "OUTSIDE the pinned set" in proc.stdout and "native" in proc.stdout, proc.stdout
+    assert "differ" not in proc.stdout  # the opt-out alone decides: no canary hashes were compared
 
 
 def test_the_approximate_instruction_scan(tmp_path):

@@ -120,7 +120,7 @@ def test_export_refuses_a_negative_pixel_size_and_a_damaged_history(trained, tmp
 
 
 def test_the_outputs_command_outside_a_repository_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "ptychoreg.cli.outputs", "status"], cwd=tmp_path, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "ptychoreg.cli.outputs", "check"], cwd=tmp_path, capture_output=True,
                           text=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1] / "src")))
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == [line for line in proc.stderr.splitlines() if "not a usable DVC repository" in line]

@@ -87,7 +87,7 @@ def test_a_harmless_change_escapes_and_a_bug_is_caught(tmp_path, fixture_path):
     mutants = (mutation.Mutant("harmless", "none", "a comment added", harmless),
                next(m for m in CATALOGUE if m.name == "probe-scaled"))
     before = _tree_digest(ROOT)
-    settings = mutation.Settings(project_settings("runtime_gate"), runtime_pairs=3, memory_pairs=1, fast_suite=False)
+    settings = mutation.Settings(project_settings("runtime_gate", pairs=3), fast_suite=False)
     result = mutation.run_mutants(ROOT, mutants, settings, tmp_path / "work", log=lambda _: None)
     assert result["escaped"] == ["harmless"] and result["caught"] == 1
     assert "golden:figures" in result["results"]["probe-scaled"]["regression"]
@@ -98,14 +98,15 @@ def test_a_harmless_change_escapes_and_a_bug_is_caught(tmp_path, fixture_path):
 def test_memory_mutants_grow_their_own_command(tmp_path, fixture_path):
     """What the memory check measures: each memory mutant raises the peak of the command it lives in
     beyond the gate's limit and leaves the other one within it (medians of 3 pairs of fresh processes)."""
-    settings = mutation.Settings(project_settings("runtime_gate"), memory_pairs=3)
+    settings = mutation.Settings(project_settings("runtime_gate", pairs=3))
     limit = 1 + settings.gate.max_memory_growth
     control = mutation.scratch_tree(ROOT, tmp_path / "control")
     for name, grown, other in (("training-keeps-activations", "train", "infer"),
                                ("stitch-materialises-canvases", "infer", "train")):
         patch = next(m for m in CATALOGUE if m.name == name).patch
         tree = mutation.scratch_tree(ROOT, tmp_path / name, patch)
-        ratios = mutation.memory_ratios(control, tree, settings, tmp_path / f"{name}-work")
+        verdicts = mutation.resource_verdicts(control, tree, settings)
+        ratios = {command: verdicts[f"{command} memory"]["median_ratio"] for command in ("train", "infer")}
         assert ratios[grown] > limit > ratios[other], (name, ratios)
 
 

@@ -1,5 +1,5 @@
 """Outputs that travel (ptychoreg.harness.outputs, ptycho-outputs): what dvc.yaml labels a host measurement,
-that everything else is rebuilt to the same bytes, and the check that compares rebuilt outputs with dvc.lock."""
+that everything else is rebuilt to the same bytes, and the check that compares what DVC rebuilt with dvc.lock."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from ptychoreg.harness.outputs import Output, Verdict, locked_md5s, pipeline, reproducible_stages, timing_stages
+from ptychoreg.harness.outputs import locked_md5s, pipeline, stages_with
 
 LOCK = """schema: '2.0'
 stages:
@@ -32,37 +32,26 @@ def test_locked_md5s():
     assert locked_md5s("") == {}
 
 
-def test_verdicts_say_what_differs():
-    out = Output("s", "a.json", host=False)
-    assert Verdict(out, "x", "x", True).matched and Verdict(out, "x", "x", True).describe() == "matches (x)"
-    assert "DIFFERS: md5 y, dvc.lock has x" in Verdict(out, "x", "y", True).describe()
-    assert "workspace file does not match" in Verdict(out, "x", "x", False).describe()
-    assert not Verdict(out, None, "x", True).matched
-    host = Verdict(Output("s", "t.json", host=True), "x", "y", False)
-    assert host.matched and host.describe() == "host measurement, not compared"
-
-
 def test_no_host_measurement_is_cached_and_the_labels_say_which_are():
     order, outputs = pipeline(ROOT)
     by_path = {o.path: o for o in outputs}
+    travel, timed = stages_with(order, outputs, "travel"), stages_with(order, outputs, "timing")
     from dvc.repo import Repo
 
     with Repo(str(ROOT)) as repo:
         cached = {str(o.def_path) for s in repo.index.stages if getattr(s, "cmd", None) for o in s.outs if o.use_cache}
-    assert cached and not any(by_path[p].host for p in cached), "a cached output must be the same bytes everywhere"
+    assert cached and all(by_path[p].travels for p in cached), "a cached output must be the same bytes everywhere"
     for path in ("metrics/regression.json", "metrics/quality_timing.json", "metrics/reference_timing.json",
                  "metrics/golden_spread.json", "metrics/mutation.json", "reports/regression.md",
                  "metrics/quality/pretrain_timing.json", "metrics/quality/refine_timing.json"):
-        assert by_path[path].host, path
+        assert not by_path[path].travels, path
     for path in ("outputs/quality/pretrain", "outputs/quality/refine", "outputs/quality/score", "outputs/fixture/train", "metrics/quality.json", "metrics/reference.json",
                  "metrics/fixture.json", "reports/quality/amplitude.png"):
-        assert not by_path[path].host, path
+        assert by_path[path].travels, path
     assert order.index("make_fixture") < order.index("train_fixture") < order.index("infer_fixture")
-    assert {"make_fixture", "quality_pretrain", "quality_refine", "quality", "reference", "plots_quality"} <= set(
-        reproducible_stages(order, outputs))
-    assert "regress" not in reproducible_stages(order, outputs)
-    # What a new machine re-measures (./tasks repro): time and memory only, not what its CPU offers.
-    timed = timing_stages(order, outputs)
+    assert {"make_fixture", "quality_pretrain", "quality_refine", "quality", "reference", "plots_quality"} <= set(travel)
+    assert "regress" not in travel
+    # What a new machine re-measures (./tasks remeasure): time and memory only, not what its CPU offers.
     assert {"regress", "report", "sensitivity_table"} <= set(timed) and any(s.startswith("sensitivity@") for s in timed)
     assert not {"golden_spread", "mutation", "quality_pretrain", "quality_refine", "quality", "reference"} & set(timed)
     assert timed.index("regress") < timed.index("report")  # re-measured upstream first
@@ -93,13 +82,13 @@ def test_the_quality_recipe_rebuilt_twice_gives_the_same_bytes(fixture_path, tmp
     from ptychoreg.harness.runner import RecipeRun
 
     params = str(ROOT / "params.yaml")
-    settings = load_section("quality", read_params(params))
+    settings = load_section("quality", read_params(params)).model_copy(update={"enforce": False})
     recipes = [RecipeRun.of(params, name) for name in PHASES]
     runs = []
     for i in range(2):
         phases = train_phases(str(fixture_path), tmp_path / f"q{i}", recipes, [1, 1], echo=False)
         metrics, score = score_quality(str(fixture_path), [p for p, _ in phases], settings, tmp_path / f"q{i}" / "score",
-                                       log=lambda _: None, enforce=False)
+                                       log=lambda _: None)
         runs.append((metrics, quality_timing([t for _, t in phases], metrics["phases"], score)))
     # Each phase's log and timings stay beside its folder (`<recipe>-logs`), out of what a stage caches.
     first, second = ({k: v for k, v in _digests(tmp_path / f"q{i}").items() if "-logs/" not in k} for i in range(2))
@@ -154,33 +143,35 @@ def clone(tmp_path):
 
 
 @pytest.mark.slow
-def test_verify_rebuilds_and_matches_then_fails_on_a_tampered_output_or_lock(clone):
+def test_what_dvc_rebuilds_is_checked_against_the_lock_and_a_tampered_output_or_lock_fails(clone):
     from ptychoreg.harness import canary
 
     repo, env = clone
-    command = [sys.executable, "-m", "ptychoreg.cli.outputs"]
-    status = _run([*command, "status"], repo, env)
-    assert status.returncode == 0 and "infer_fixture: up to date" in status.stdout, status.stdout + status.stderr
+    check = [sys.executable, "-m", "ptychoreg.cli.outputs", "check"]
+    stages = _run([sys.executable, "-m", "ptychoreg.cli.outputs", "stages", "travel"], repo, env).stdout.split()
+    assert stages.index("train_fixture") < stages.index("infer_fixture") and "regress" not in stages
 
-    rebuilt = _run([*command, "verify", "train_fixture", "infer_fixture"], repo, env)
+    assert _run([sys.executable, "-m", "dvc", "repro", "-f", "-s", "train_fixture", "infer_fixture"], repo, env).returncode == 0
+    rebuilt = _run(check, repo, env)
     if not canary.check()[0]:
         assert "OUTSIDE the pinned set" in rebuilt.stdout
     else:
         assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
-        assert "train_fixture: outputs/fixture/train  matches" in rebuilt.stdout
-        assert "2 of 2 outputs match" in rebuilt.stdout
+        assert "outputs that travel match dvc.lock at HEAD" in rebuilt.stdout and "DIFFERS" not in rebuilt.stdout
+        # The clone checked out the fixture's stages only: the rest is absent, not different.
+        assert "not in the workspace, not compared: " in rebuilt.stdout and "quality: outputs/quality/score" in rebuilt.stdout
 
     summary = repo / "outputs/fixture/infer/summary.json"
     summary.write_text(summary.read_text().replace('"positions"', '"positions "'))
-    tampered = _run([*command, "verify", "--no-rebuild", "infer_fixture"], repo, env)
-    assert tampered.returncode == 1 and "DIFFERS: the workspace file does not match dvc.lock" in tampered.stdout, tampered.stdout
+    tampered = _run(check, repo, env)
+    assert tampered.returncode == 1, tampered.stdout
+    assert "infer_fixture: outputs/fixture/infer: DIFFERS: the workspace file does not match dvc.lock" in tampered.stdout
 
     lock = (repo / "dvc.lock").read_text()
     recorded = locked_md5s(lock)[("infer_fixture", "outputs/fixture/infer")]
     (repo / "dvc.lock").write_text(lock.replace(recorded, "0" * 32 + ".dir"))
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "a lock this machine cannot build"],
                    cwd=repo, check=True)
-    wrong = _run([*command, "verify", "infer_fixture"], repo, env)
-    assert wrong.returncode == 1 and f"DIFFERS: md5 {recorded}, dvc.lock has {'0' * 32}.dir" in wrong.stdout, wrong.stdout
-    unknown = _run([*command, "verify", "no_such_stage"], repo, env)
-    assert unknown.returncode == 2 and "no stage no_such_stage" in unknown.stderr
+    assert _run([sys.executable, "-m", "dvc", "repro", "-f", "-s", "infer_fixture"], repo, env).returncode == 0
+    wrong = _run(check, repo, env)
+    assert wrong.returncode == 1 and f"DIFFERS: md5 {recorded}, dvc.lock at HEAD has {'0' * 32}.dir" in wrong.stdout, wrong.stdout

@@ -28,9 +28,10 @@ def _away(limit):
 # ---- runtime gate: time -------------------------------------------------------------------------------
 
 def _runs(**parts):
-    """Pairs of runs: parts maps train/infer/total (or *_rss_mb) to a list of values, one per run."""
+    """Pairs of runs: parts maps train/infer/total (seconds) or *_rss_mb to a list of values, one per run;
+    each run a record of harness.timing."""
     n = len(next(iter(parts.values())))
-    return [{k: v[i] for k, v in parts.items()} for i in range(n)]
+    return [{(k if k.endswith("_mb") else f"{k}_s"): v[i] for k, v in parts.items()} for i in range(n)]
 
 
 @FAST
@@ -212,20 +213,20 @@ def _gate_with_runs(monkeypatch, tmp_path, base: dict, head: dict, pairs: int = 
     from pathlib import Path
 
     from ptychoreg.core.config import Config, GateSettings
-    from ptychoreg.harness import runtime_gate
+    from ptychoreg.harness import runtime_gate, timing
     from ptychoreg.harness.runner import RecipeRun, RunRecord
 
     @contextlib.contextmanager
     def checkout(rev, repo=Path(".")):
         yield tmp_path / "base-checkout"
 
-    def train_and_infer(fixture, out, run, env=None, timings=True):
+    def train_and_infer(fixture, out, run, train_args=(), infer_args=(), env=None, timings=True):
         side = base if str(tmp_path / "base-checkout") in env["PYTHONPATH"] else head
         return (RunRecord("train", side["train_s"], side["train_rss_mb"], out / "train.log"),
                 RunRecord("infer", side["infer_s"], side["infer_rss_mb"], out / "infer.log"))
 
     monkeypatch.setattr(runtime_gate, "worktree", checkout)
-    monkeypatch.setattr(runtime_gate, "run_train_infer", train_and_infer)
+    monkeypatch.setattr(timing, "run_train_infer", train_and_infer)
     gate = GateSettings(base="HEAD~1", pairs=pairs, max_slowdown=0.12, max_memory_growth=0.05)
     result, _ = runtime_gate.run_gate("fixture.npz", RecipeRun(None, "regression", Config()), gate,
                                       head=tmp_path / "head", log=lambda _: None)
@@ -264,7 +265,7 @@ def test_the_runtime_gate_command_fails_on_any_failed_verdict(monkeypatch, faili
     from ptychoreg.harness import runtime_gate
 
     base = _runs(train=[8.0] * 3, infer=[4.0] * 3, total=[12.0] * 3, train_rss_mb=[400.0] * 3, infer_rss_mb=[256.0] * 3)
-    head = {k: [r[k] for r in base] for k in base[0]}
+    head = {k.removesuffix("_s"): [r[k] for r in base] for k in base[0]}
     if failing is not None:
         key = {"train memory": "train_rss_mb", "infer memory": "infer_rss_mb"}.get(failing, failing)
         head[key] = [v * 2 for v in head[key]]

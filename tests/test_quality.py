@@ -111,16 +111,16 @@ def test_the_quality_gate_fails_below_either_floor_and_keeps_the_outputs(fixture
                       "  tiny_refine: {extends: tiny, model: {gridsize: 2}}\n")
     runs = [RecipeRun.of(str(params), name) for name in ("tiny", "tiny_refine")]
     phases = [folder for folder, _ in train_phases(str(fixture_path), tmp_path / "runs", runs, echo=False)]
-    no_floor = QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=0.0)
-    metrics, _ = score_quality(str(fixture_path), phases, no_floor, tmp_path / "look", log=lambda _: None, enforce=False)
+    no_floor = QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=0.0, enforce=False)
+    metrics, _ = score_quality(str(fixture_path), phases, no_floor, tmp_path / "look", log=lambda _: None)
     amplitude, phase = metrics["quality"]["amplitude"]["ssim"], metrics["quality"]["phase"]["ssim"]
     assert metrics["checks"]["amplitude_ssim_above_floor"] and metrics["checks"]["phase_ssim_above_floor"]
     phase_floor = round(phase + 0.01, 3)
-    metrics, _ = score_quality(str(fixture_path), phases, QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=phase_floor),
-                               tmp_path / "look", log=lambda _: None, enforce=False)
+    metrics, _ = score_quality(str(fixture_path), phases, QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=phase_floor,
+                                                                          enforce=False), tmp_path / "look", log=lambda _: None)
     assert metrics["checks"]["amplitude_ssim_above_floor"] and not metrics["checks"]["phase_ssim_above_floor"]
     with pytest.raises(PtychoError, match=rf"quality too low: (\w+, )*phase_ssim_above_floor.* \(amplitude SSIM "
                                           rf"{amplitude:.3f} >= 0.0, phase SSIM {phase:.3f} < {phase_floor}\); outputs kept"):
-        score_quality(str(fixture_path), phases, QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=phase_floor),
-                      tmp_path / "low", log=lambda _: None)
+        score_quality(str(fixture_path), phases, QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=phase_floor,
+                                                                 enforce=True), tmp_path / "low", log=lambda _: None)
     assert (tmp_path / "low.failed" / "reconstruction.npz").is_file() and not (tmp_path / "low").exists()

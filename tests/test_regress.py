@@ -10,13 +10,7 @@ from conftest import FIXTURE_METRICS
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.core.config import RegressSettings
 from ptychoreg.harness.regress import orientation_error, run_regression
-from ptychoreg.harness.runner import RecipeRun, run_train_infer, spread
-
-
-def test_spread_statistics():
-    stats = spread([1.0, 2.0, 3.0])
-    assert stats == {"median": 2.0, "min": 1.0, "max": 3.0, "cv": 0.5, "n": 3}
-    assert spread([4.0])["cv"] == 0.0
+from ptychoreg.harness.runner import RecipeRun, run_train_infer
 
 
 def test_settings_from_params():
@@ -53,7 +47,8 @@ def test_real_regression_run(fixture_path, tmp_path):
     assert all(metrics["checks"].values()) and metrics["checks"]["reproduces_staged_run"]
     assert metrics["distinct_outputs"] == 1 and metrics["total_s"]["n"] == 2
     assert metrics["total_s"]["median"] < 45
-    assert 0 < metrics["peak_rss_mb"]["train"]["median"] < 1024 and metrics["peak_rss_mb"]["infer"]["n"] == metrics["settings"]["repeats"]
+    assert 0 < metrics["train_rss_mb"]["median"] < 1024 and metrics["infer_rss_mb"]["n"] == metrics["settings"]["repeats"]
+    assert 0 < metrics["train_cpu_s"]["median"] and 0 < metrics["infer_cpu_s"]["min"]
     assert "stitched_sha256" not in metrics  # float bytes differ between CPUs: never a cross-machine metric
     for part in ("train", "infer", "total"):
         assert metrics["normalised"][part]["median"] > 0 and metrics["normalised"][part]["n"] == 2

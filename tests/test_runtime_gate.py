@@ -15,7 +15,7 @@ from ptychoreg.harness.runtime_gate import format_verdict, memory_verdict, run_g
 
 
 def _times(*totals):
-    return [{"train": t / 2, "infer": t / 2, "total": t} for t in totals]
+    return [{"train_s": t / 2, "infer_s": t / 2, "total_s": t} for t in totals]
 
 
 def test_verdict_judges_the_median_of_pairwise_ratios():

@@ -20,7 +20,7 @@ def test_table_orders_cells_by_epochs_then_images(tmp_path):
     stats = {"median": 1.0, "min": 0.9, "max": 1.1, "cv": 0.1, "n": 2}
     for epochs, images in ((2, 16), (1, 64), (1, 16)):
         cell = {"max_epochs": epochs, "n_images": images, "settings": {}, "train_s": stats, "infer_s": stats,
-                "total_s": stats, "artifacts": {"bundle_bytes": 1, "reconstruction_bytes": 2, "total_bytes": 3}}
+                "total_s": stats, "train_rss_mb": stats, "infer_rss_mb": stats, "artifacts": {"bundle_bytes": 1, "reconstruction_bytes": 2, "total_bytes": 3}}
         (tmp_path / f"{cell_name(epochs, images)}.json").write_text(json.dumps(cell))
     cells = read_cells(tmp_path)
     assert [(c["max_epochs"], c["n_images"]) for c in cells] == [(1, 16), (1, 64), (2, 16)]
@@ -32,4 +32,5 @@ def test_table_orders_cells_by_epochs_then_images(tmp_path):
 def test_one_real_cell(fixture_path):
     cell = run_cell(str(fixture_path), 1, 16, project_settings("sensitivity", repeats=2), RecipeRun.of("params.yaml", "sensitivity"))
     assert cell["deterministic"] and cell["total_s"]["n"] == 2 and cell["total_s"]["median"] > 0
+    assert cell["train_rss_mb"]["median"] > 0 and cell["infer_cpu_s"]["n"] == 2
     assert cell["artifacts"]["bundle_bytes"] > 0 and cell["n_images"] == 16

@@ -1,41 +1,54 @@
-"""ptycho-quality-curve: run the quality stage's recipe at scaled training budgets and record what each
-buys (figures against training seconds). Not a DVC stage: at the default scales it costs ~20 minutes."""
+"""ptycho-quality-curve: what each training budget buys, as DVC experiments (./tasks quality-curve runs both).
+
+  ptycho-quality-curve queue [--scales 0.25 0.5 1 2]   one `dvc exp run --queue` per scale of the quality
+                                                       recipes' epochs (run them: `dvc exp run --run-all`)
+  ptycho-quality-curve collect                         the budget experiments' figures against their training
+                                                       seconds (`dvc exp show`) into metrics/quality_curve.json
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, entry_points, log
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="ptycho-quality-curve", description=__doc__)
-    p.add_argument("--data", required=True, help="dataset with ground truth (the canonical file)")
-    p.add_argument("--scales", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0],
-                   help="multiples of the quality recipes' epochs, both phases (default 0.25 0.5 1 2)")
-    p.add_argument("--out-dir", default="outputs/quality_curve", help="one quality run per scale")
-    p.add_argument("--metrics-out", default="metrics/quality_curve.json")
-    add_params_arg(p)
+    p = ArgumentParser(prog="ptycho-quality-curve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    queue = sub.add_parser("queue", help="queue one experiment per budget")
+    queue.add_argument("--scales", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0],
+                       help="multiples of the quality recipes' epochs, both phases (default 0.25 0.5 1 2)")
+    queue.add_argument("--params", default=PROJECT_PARAMS, help="the params file whose recipes are scaled")
+    collect = sub.add_parser("collect", help="write the finished budget experiments' points")
+    collect.add_argument("--metrics-out", default="metrics/quality_curve.json")
     return p
 
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from pathlib import Path
+    from ptychoreg.harness.dvc import dvc, dvc_json
+    from ptychoreg.harness.quality_curve import PHASE_RECIPES, experiment_name, points, queue_args
 
-    from ptychoreg.core.config import load_section
+    if args.command == "queue":
+        from ptychoreg.harness.runner import RecipeRun
+
+        full = [RecipeRun.of(args.params, recipe).config.train.max_epochs for recipe in PHASE_RECIPES]
+        for scale in sorted(set(args.scales)):
+            dvc(*queue_args(full, scale))
+            print(experiment_name(scale), flush=True)  # the names, for `dvc queue logs --follow`
+        return 0
     from ptychoreg.core.errors import PtychoError
     from ptychoreg.core.fileio import write_json
-    from ptychoreg.harness.quality_curve import budget_points, curve_record
 
-    if not args.params:
-        raise PtychoError(None, "--params is needed: the quality recipes are in it")
-    params, source = load_params(args.params)
-    settings = load_section("quality", params, source)
-    points = []
-    for point in budget_points(args.data, args.params, settings, args.scales, Path(args.out_dir), log=log):
-        points.append(point)
-        write_json(args.metrics_out, curve_record(args.data, args.params, points))  # a long run keeps what it measured
+    found = points(dvc_json("exp", "show"))
+    if not found:
+        raise PtychoError(None, "no finished budget experiment (budget-x...) in `dvc exp show`: "
+                                "`ptycho-quality-curve queue`, then `dvc exp run --run-all`")
+    write_json(args.metrics_out, {"points": found})
+    for p in found:
+        log(f"x{p['scale']:g}: {' + '.join(map(str, p['epochs']))} epochs, {p['train_s']:.0f} s of training, "
+            f"amplitude SSIM {p['amplitude_ssim']:.3f}, phase SSIM {p['phase_ssim']:.3f}")
     return 0
 
 

@@ -196,6 +196,8 @@ class QualitySettings(Section):
     """The quality stage's floor; its training is the recipes quality_pretrain and quality_refine."""
     min_amplitude_ssim: float = setting("the amplitude's SSIM must reach this on every machine", ge=0, lt=1)
     min_phase_ssim: float = setting("the phase's SSIM must reach this on every machine", ge=0, lt=1)
+    enforce: bool = setting("fail the stage when a check fails (the floors, beating a flat object); false for budget "
+                            "experiments, whose small budgets may score low")
 
     def floors(self) -> dict[str, float]:
         return {"amplitude": self.min_amplitude_ssim, "phase": self.min_phase_ssim}

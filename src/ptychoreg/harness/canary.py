@@ -188,8 +188,11 @@ def differing(hashes: dict[str, str], reference: dict[str, str]) -> list[str]:
 def check() -> tuple[bool, str]:
     """(in the pinned set, one line saying so or naming what differs), once per process. The canary runs
     in a child process with the pinned environment, so the caller's torch state (threads, deterministic
-    mode) stays as it was."""
+    mode) stays as it was. A caller whose own environment is already outside the set (an opt-out, a late
+    pin) is told so at once: the child's hashes would be the pinned environment's, not its own."""
     reasons = numerics.environment_problems()
+    if reasons:
+        return verdict({}, recorded(), reasons)
     proc = subprocess.run([sys.executable, "-m", "ptychoreg.cli.canary", "--json"], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, env=numerics.env())
     if proc.returncode != 0:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from ptychoreg.core.cli import ArgumentParser, entry_points
 from ptychoreg.harness.load import observe
-from ptychoreg.harness.runner import RecipeRun, run_train, spread
+from ptychoreg.harness.runner import RecipeRun, run_train
+from ptychoreg.harness.timing import spread
 
 # libgomp's own default spin, written out: the "before" side whatever OMP_WAIT_POLICY says.
 DEFAULT_SPIN = {"GOMP_SPINCOUNT": "300000"}  # libgomp reads it before OMP_WAIT_POLICY

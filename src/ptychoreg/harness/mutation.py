@@ -12,9 +12,9 @@ fresh processes, so nothing in this interpreter or in the working tree is ever c
    (`loss falls`, `finite`, `object frame`); the run's golden record against the golden values, through
    the same pytest module the `check_fixture` stage runs (`golden:<table>`);
 2. the fast suite (`pytest -m "not slow" -x`, inside the copy): the first test that fails (`test:<id>`);
-3. only for a mutant that passed all of those: its resources against the unmutated copy's, with the
-   runtime gate's limits: train + infer time, interleaved pairs of fresh processes (`runtime`), and the
-   peak memory of the real train and infer commands, each a fresh process (`memory`).
+3. only for a mutant that passed all of those: the runtime gate's comparison, the unmutated copy as its
+   base: the real train and infer commands of each, fresh processes in interleaved pairs, their wall time
+   (`runtime`) and peak memory (`memory`) under the gate's limits.
 
 The unmutated copy (the control) must pass every check, or the score means nothing and the stage fails.
 A patch that no longer applies fails the stage too: the catalogue follows the code.
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,8 +120,6 @@ def _in_tree(tree: Path, argv: list[str], log: Path) -> subprocess.CompletedProc
 class Settings:
     gate: GateSettings  # the runtime gate's limits (params.yaml runtime_gate:), applied to the resources
     recipe: str = "regression"
-    runtime_pairs: int = 5  # with 3, the 30 % mutant measured between x1.17 and x1.41 against a x1.12 limit
-    memory_pairs: int = 2
     fast_suite: bool = True
 
 
@@ -167,39 +164,18 @@ def fast_suite_failures(tree: Path, work: Path, patch: Path | None = None) -> li
     return failed
 
 
-def _timed_regression(tree: Path, recipe: str, work: Path) -> float:
-    out = work / f"timed-{time.monotonic_ns()}.json"
-    _in_tree(tree, ["-m", "ptychoreg.harness.mutation", "time", str(out), recipe], out.with_suffix(".log"))
-    return json.loads(out.read_text())["seconds"]
+def resource_verdicts(control: Path, mutated: Path, settings: Settings) -> dict[str, dict]:
+    """The runtime gate's comparison with the control as its base and the mutant as its head: the real train
+    and infer commands of each tree, fresh processes, `gate.pairs` interleaved pairs (harness.timing)."""
+    from ptychoreg.harness.runner import RecipeRun
+    from ptychoreg.harness.runtime_gate import memory_verdict, verdict
+    from ptychoreg.harness.timing import Side, interleaved
 
-
-def runtime_ratio(control: Path, mutated: Path, settings: Settings, work: Path) -> float:
-    """Median over interleaved pairs of (mutant seconds / control seconds), fresh processes each."""
-    return statistics.median(_timed_regression(mutated, settings.recipe, work) /
-                             _timed_regression(control, settings.recipe, work) for _ in range(settings.runtime_pairs))
-
-
-def _peaks(tree: Path, recipe: str, out: Path) -> dict[str, float]:
-    """The real train and infer commands of `tree`, each a fresh process; each one's peak RSS (MB)."""
-    from ptychoreg.harness.runner import RecipeRun, run_infer, run_train
-
-    run = RecipeRun.of(str(tree / "params.yaml"), recipe)
-    fixture = str(tree / FIXTURE)
-    env = {"PYTHONPATH": str(tree / "src")}
-    train = run_train(fixture, out, run, env=env, logs=out.with_name(out.name + "-logs"), timings=False)
-    infer = run_infer(out / "model.pt", fixture, out, run, env=env, logs=out.with_name(out.name + "-logs"), timings=False)
-    return {"train": train.peak_rss_mb, "infer": infer.peak_rss_mb}
-
-
-def memory_ratios(control: Path, mutated: Path, settings: Settings, work: Path) -> dict[str, float]:
-    """Median over pairs of (mutant peak / control peak) for train and for infer."""
-    ratios = {"train": [], "infer": []}
-    for i in range(settings.memory_pairs):
-        base = _peaks(control, settings.recipe, work / f"memory-control{i}")
-        grown = _peaks(mutated, settings.recipe, work / f"memory-mutant{i}")
-        for command in ratios:
-            ratios[command].append(grown[command] / base[command])
-    return {command: statistics.median(values) for command, values in ratios.items()}
+    run = RecipeRun.of(str(control / "params.yaml"), settings.recipe)
+    records = interleaved([Side("control", control), Side("mutant", mutated)], settings.gate.pairs,
+                          str(control / FIXTURE), run, log=lambda _: None)
+    return {**verdict(records["control"], records["mutant"], settings.gate.max_slowdown),
+            **memory_verdict(records["control"], records["mutant"], settings.gate.max_memory_growth)}
 
 
 def run_mutants(root: Path, mutants: tuple[Mutant, ...], settings: Settings, work: Path,
@@ -223,12 +199,9 @@ def run_mutants(root: Path, mutants: tuple[Mutant, ...], settings: Settings, wor
         fast = fast_suite_failures(tree, mutant_work, mutant.patch) if settings.fast_suite else []
         resources = []
         if not regression and not fast:
-            ratio, limit = runtime_ratio(control, tree, settings, mutant_work), 1 + settings.gate.max_slowdown
-            if ratio > limit:
-                resources.append(f"runtime (x{ratio:.2f} against the control, limit x{limit:.2f})")
-            limit = 1 + settings.gate.max_memory_growth
-            resources += [f"memory ({command} peak x{ratio:.2f} against the control, limit x{limit:.2f})"
-                          for command, ratio in memory_ratios(control, tree, settings, mutant_work).items() if ratio > limit]
+            resources = [f"{'memory' if 'memory' in part else 'runtime'} ({part} x{r['median_ratio']:.2f} against the "
+                         f"control, limit x{r.get('limit', 1 + settings.gate.max_slowdown):.2f})"
+                         for part, r in resource_verdicts(control, tree, settings).items() if not r["ok"]]
         caught_by = regression + fast + resources
         results[mutant.name] = {"class": mutant.bug_class, "what": mutant.what, "caught": bool(caught_by),
                                 "regression": regression, "fast_suite": fast, "resources": resources,
@@ -346,18 +319,12 @@ def _regression_in_tree(out: Path, recipe: str) -> list[str]:
 
 
 def _main(argv: list[str]) -> int:
-    """`regression OUT RECIPE`: the checks' failures as JSON in OUT; `time OUT RECIPE`: the seconds of one
-    train + infer in this process (imports excluded). Both in the current directory's tree."""
+    """`regression OUT RECIPE`: the checks' failures, as JSON in OUT, in the current directory's tree."""
     what, out, recipe = sys.argv[1:] if argv is None else argv
+    if what != "regression":
+        raise PtychoError(None, f"unknown check {what!r}: `regression OUT RECIPE`")
     out = Path(out).resolve()
-    if what == "regression":
-        failed = _regression_in_tree(out, recipe)
-        out.write_text(json.dumps(failed))
-    else:
-        with tempfile.TemporaryDirectory(prefix="ptychoreg-timed-") as scratch:
-            started = time.perf_counter()
-            _train_infer(recipe, Path(scratch) / "run")
-            out.write_text(json.dumps({"seconds": time.perf_counter() - started}))
+    out.write_text(json.dumps(_regression_in_tree(out, recipe)))
     return 0
 
 

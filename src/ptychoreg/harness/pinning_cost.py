@@ -19,16 +19,19 @@ from pathlib import Path
 
 from ptychoreg.core.cli import ArgumentParser, entry_points
 from ptychoreg.harness.quality import PHASES, train_phases
-from ptychoreg.harness.runner import RecipeRun, spread
-from ptychoreg.harness.runtime_gate import Side, interleaved, ratios
+from ptychoreg.harness.runner import RecipeRun
+from ptychoreg.harness.runtime_gate import PARTS
+from ptychoreg.harness.timing import Side, interleaved, ratios, spread
 
 NATIVE = (("PTYCHOREG_NUMERICS", "native"),)
 
 
 def regression_cost(root: Path, fixture: str, regression: RecipeRun, pairs: int) -> dict:
     times = interleaved([Side("native", root, NATIVE), Side("pinned", root)], pairs, fixture, regression)
-    return {part: {"native_s": spread([t[part] for t in times["native"]]), "pinned_s": spread([t[part] for t in times["pinned"]]),
-                   "ratio": spread(values)} for part, values in ratios(times["native"], times["pinned"]).items()}
+    pinned_over_native = ratios(times["native"], times["pinned"], tuple(f"{part}_s" for part in PARTS))
+    return {part: {"native_s": spread([t[f"{part}_s"] for t in times["native"]]),
+                   "pinned_s": spread([t[f"{part}_s"] for t in times["pinned"]]),
+                   "ratio": spread(pinned_over_native[f"{part}_s"])} for part in PARTS}
 
 
 def quality_epoch_cost(data: str, params: str, pairs: int, epochs: int, work: Path) -> dict:

@@ -42,10 +42,10 @@ def train_phases(data: str, out: Path, runs: list[RecipeRun], epochs: list[int] 
 
 
 def score_quality(data_path: str, phases: list[Path], settings: QualitySettings, out: Path,
-                  log: Callable[[str], None] = print, enforce: bool = True) -> tuple[dict, dict]:
+                  log: Callable[[str], None] = print) -> tuple[dict, dict]:
     """Reconstruct every pattern of `data_path` with the last phase's model (its recipe's infer settings,
-    from the bundle), score it and check it; return (metrics, this step's timing). With `enforce`, a
-    result failing its checks raises (the stage's gate) and its outputs are kept in `out`.failed;
+    from the bundle), score it and check it; return (metrics, this step's timing). With `settings.enforce`,
+    a result failing its checks raises (the stage's gate) and its outputs are kept in `out`.failed;
     without, the checks are only recorded (a budget curve)."""
     started = time.perf_counter()
     from ptychoreg.core.config import Config
@@ -62,7 +62,7 @@ def score_quality(data_path: str, phases: list[Path], settings: QualitySettings,
         summary = infer_to(work, model, data, config.infer, score=quality_report)
         metrics = _metrics(data_path, settings, [_phase(p) for p in phases], summary["quality"], summary["positions"])
         failed = [name for name, ok in metrics["checks"].items() if not ok]
-        if failed and enforce:
+        if failed and settings.enforce:
             q = metrics["quality"]
             figures = ", ".join(f"{part} SSIM {q[part]['ssim']:.3f} {'>=' if q[part]['ssim'] >= floor else '<'} {floor}"
                                 for part, floor in settings.floors().items())

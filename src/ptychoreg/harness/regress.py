@@ -26,8 +26,8 @@ from ptychoreg.core.errors import PtychoError
 from ptychoreg.harness.fixture import verify_fixture
 from ptychoreg.core.geometry import stitch
 from ptychoreg.harness.load import observe
-from ptychoreg.harness.runner import (RecipeRun, breakdown, dir_bytes, run_calibration, run_train_infer, spread,
-                                      time_python)
+from ptychoreg.harness.runner import RecipeRun, breakdown, dir_bytes, run_calibration, run_train_infer, time_python
+from ptychoreg.harness.timing import record, spread, summary
 from ptychoreg.evaluation.quality import headline
 
 ORIENTATION_TOLERANCE = 1e-4  # max |stitch(Y) - objectGuess| over the scanned region (complex64 rounding)
@@ -82,14 +82,13 @@ def run_regression(
     orientation = orientation_error(fixture)
     staged_sha = json.loads((Path(staged_run) / "summary.json").read_text())["stitched_sha256"] if staged_run else None
 
-    runs, trains, infers, calibrations, parts, torch_import = [], [], [], [], [], []
+    runs, records, calibrations, parts, torch_import = [], [], [], [], []
     with tempfile.TemporaryDirectory(prefix="ptycho-regress-") as work, observe() as load:
         for repeat in range(settings.repeats):
             run_dir = Path(work) / f"repeat{repeat}"
             calibrations.append(run_calibration(run_dir / "calibration.log"))
-            train, infer = run_train_infer(fixture, run_dir, run)
-            trains.append(train)
-            infers.append(infer)
+            train, infer = run_train_infer(fixture, run_dir, run)  # with timings files, for the breakdown
+            records.append(record(train, infer))
             runs.append(read_run(run_dir, data.object.shape))
             interpreter = time_python("pass")
             torch_import.append(time_python("import torch") - interpreter)
@@ -111,26 +110,23 @@ def run_regression(
     if failed:
         raise PtychoError(fixture, f"regression failed: {', '.join(failed)}")
     last = runs[-1]
-    train_s = [t.seconds for t in trains]
-    infer_s = [i.seconds for i in infers]
-    total_s = [t + i for t, i in zip(train_s, infer_s)]
     calibration_s = [c.seconds for c in calibrations]
     # Each repeat divided by the calibration run timed just before it, on the same machine.
-    normalised = {name: spread([v / c for v, c in zip(values, calibration_s)])
-                  for name, values in (("train", train_s), ("infer", infer_s), ("total", total_s))}
+    normalised = {name: spread([r[f"{name}_s"] / c for r, c in zip(records, calibration_s)])
+                  for name in ("train", "infer", "total")}
 
     import torch
 
-    per_repeat = [{"repeat": r + 1, "train_s": t, "infer_s": i, "total_s": t + i, "calibration_s": c}
-                  for r, (t, i, c) in enumerate(zip(train_s, infer_s, calibration_s))]
+    per_repeat = [{"repeat": n + 1, **{k: r[k] for k in ("train_s", "infer_s", "total_s")}, "calibration_s": c}
+                  for n, (r, c) in enumerate(zip(records, calibration_s))]
     return {
         "settings": {**settings.model_dump(), "recipe": run.recipe, **run.config.model_dump()},
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
                         "machine": platform.machine(), "threads": run.config.train.threads},
         "fixture_sha256": expected_sha256,
-        "train_s": spread(train_s),
-        "infer_s": spread(infer_s),
-        "total_s": spread(total_s),
+        # Wall and CPU seconds and each command's own peak memory (os.wait4), with their spread over the
+        # repeats (harness.timing): the memory gate's limit (runtime_gate.max_memory_growth) is set from it.
+        **summary(records),
         "calibration_s": spread(calibration_s),
         # Regression seconds in units of the calibration workload: comparable between machines.
         "normalised": normalised,
@@ -139,9 +135,6 @@ def run_regression(
         "breakdown": {cli: {part: statistics.median(p[cli][part] for p in parts) for part in parts[0][cli]}
                       for cli in ("train", "infer")},
         "torch_import_s": statistics.median(torch_import),
-        # Each process's own peak (os.wait4), with its spread over the repeats: what the memory gate's limit
-        # (runtime_gate.max_memory_growth) is set from.
-        "peak_rss_mb": {"train": spread([t.peak_rss_mb for t in trains]), "infer": spread([i.peak_rss_mb for i in infers])},
         "distinct_outputs": len({r["sha256"] for r in runs}),
         "loss": {"first": last["first_loss"], "last": last["last_loss"]},
         **headline(last["quality"]),

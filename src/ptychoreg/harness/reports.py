@@ -13,11 +13,8 @@ def _seconds(stats: dict) -> str:
     return f"{stats['median']:.2f} s (min {stats['min']:.2f}, max {stats['max']:.2f}, CV {100 * stats['cv']:.1f} %, n = {stats['n']})"
 
 
-def _mb(value) -> str:
-    """A peak memory: a spread (its median and range) or, in older metrics, one number."""
-    if isinstance(value, dict):
-        return f"{value['median']:.0f} (range {value['min']:.0f}-{value['max']:.0f})"
-    return f"{value:.0f}"
+def _mb(stats: dict) -> str:
+    return f"{stats['median']:.0f} (range {stats['min']:.0f}-{stats['max']:.0f})"
 
 
 def runtime_saving(regression: dict, cells: list[dict]) -> dict | None:
@@ -167,7 +164,8 @@ def regression_report(regression: dict, cells: list[dict], quality: dict, refere
         f"| train wall time | {_seconds(regression['train_s'])} |",
         f"| infer wall time | {_seconds(regression['infer_s'])} |",
         f"| total wall time | {_seconds(regression['total_s'])} |",
-        f"| peak RSS (median) | train {_mb(regression['peak_rss_mb']['train'])} MB, infer {_mb(regression['peak_rss_mb']['infer'])} MB |",
+        f"| CPU time (median) | train {regression['train_cpu_s']['median']:.2f} s, infer {regression['infer_cpu_s']['median']:.2f} s |",
+        f"| peak RSS (median) | train {_mb(regression['train_rss_mb'])} MB, infer {_mb(regression['infer_rss_mb'])} MB |",
         f"| machine-normalised total | {regression['normalised']['total']['median']:.3f} x the calibration workload "
         f"({regression['calibration_s']['median']:.2f} s here) |",
         f"| stitched outputs | {regression['distinct_outputs']} distinct over the repeats (bytes are compared on one "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ class RunRecord:
     peak_rss_mb: float
     log: Path
     timings: Path | None = None  # the command's --timings-out file (its phases), where it writes one
+    cpu_s: float = 0.0  # user + system seconds of the command and its children
 
 
 def cpu_env(threads: int, extra: dict | None = None) -> dict:
@@ -91,7 +91,7 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = 
         raise PtychoError(log, f"{command} exited {proc.returncode}: {lines[-1] if lines else 'no output'}")
     peak_kib = int(peak_file.read_text())  # the command's own peak, from the launcher (KiB on Linux)
     peak_file.unlink()
-    return RunRecord(command, seconds, peak_kib / 1024, log, timings)
+    return RunRecord(command, seconds, peak_kib / 1024, log, timings, usage.ru_utime + usage.ru_stime)
 
 
 @dataclass(frozen=True)
@@ -179,18 +179,6 @@ def breakdown(record: RunRecord, interpreter_s: float) -> dict[str, float]:
 def run_calibration(log: Path) -> RunRecord:
     """Time the fixed calibration workload (ptychoreg.harness.calibration) as a process, like the CLIs."""
     return run_cli("ptychoreg.harness.calibration", [], log, 1)
-
-
-def spread(values: list[float]) -> dict:
-    """Median with min, max and coefficient of variation (stdev / mean) of repeated measurements."""
-    mean = statistics.fmean(values)
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "cv": statistics.stdev(values) / mean if len(values) > 1 and mean > 0 else 0.0,
-        "n": len(values),
-    }
 
 
 def dir_bytes(path: Path) -> int:

@@ -3,8 +3,8 @@
 Committed seconds come from whatever machine recorded them, and CPUs differ by 2x, so absolute times
 cannot gate anything. Like asv's `continuous`, the gate checks the base revision out with `git worktree`,
 runs the same train + infer regression (the `regress` settings of the working tree) with each side's own
-code, interleaved A B B A A B ..., and judges the median of the pairwise ratios head / base for train,
-infer and total. Noise that moves both sides of a pair alike (another process, a CPU clock change)
+code, interleaved A B B A A B ... (harness.timing), and judges the median of the pairwise ratios head / base
+for train, infer and total. Noise that moves both sides of a pair alike (another process, a CPU clock change)
 cancels in the ratio. Each run's peak memory (the child's own peak RSS) is judged the same way: memory
 repeats to within 1 % where time varies by several, so its limit is much tighter.
 """
@@ -12,43 +12,24 @@ repeats to within 1 % where time varies by several, so its limit is much tighter
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import statistics
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ptychoreg.core.config import GateSettings
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.harness.load import observe
-from ptychoreg.harness.runner import RecipeRun, run_train_infer
+from ptychoreg.harness.runner import RecipeRun
+from ptychoreg.harness.timing import Side, interleaved, measure, ratios
 
 PARTS = ("train", "infer", "total")
 MEMORY_PARTS = ("train", "infer")
 # A commit that makes the regression slower on purpose says so in its message, as a git trailer
 # (`Runtime-Gate: accept <why>`); the gate then still measures and prints, but passes.
 ACCEPT_TRAILER = "Runtime-Gate: accept"
-
-
-@dataclass(frozen=True)
-class Side:
-    name: str
-    root: Path  # a source tree: its src/ is put first on PYTHONPATH, its params.yaml is read
-
-    extra_env: tuple = ()  # (name, value) pairs added to the side's environment
-    site: Path | None = None  # a folder with a sitecustomize.py the side's interpreters run first
-
-    def env(self) -> dict:
-        path = [str(self.root / "src"), *([str(self.site)] if self.site else [])]
-        return {"PYTHONPATH": os.pathsep.join(path), **dict(self.extra_env)}
-
-    def run(self, regression: RecipeRun) -> RecipeRun:
-        """`regression` (the working tree's, for its thread counts) with this side's own params file."""
-        params = self.root / "params.yaml"
-        return RecipeRun(str(params) if params.is_file() else None, regression.recipe, regression.config)
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -80,42 +61,15 @@ def accepted_slowdown(repo: Path = Path(".")) -> str | None:
     return None
 
 
-def time_side(side: Side, fixture: str, regression: RecipeRun, out: Path) -> dict:
-    """One train + infer run of `side` on the fixture (its own code and params file); wall seconds of each
-    part, peak RSS of each command (each command's own, whatever this process's size: harness.runner)."""
-    train, infer = run_train_infer(fixture, out, side.run(regression), env=side.env(), timings=False)
-    return {"train": train.seconds, "infer": infer.seconds, "total": train.seconds + infer.seconds,
-            "train_rss_mb": train.peak_rss_mb, "infer_rss_mb": infer.peak_rss_mb}
-
-
-def interleaved(sides: list[Side], rounds: int, fixture: str, regression: RecipeRun,
-                log: Callable[[str], None] = print) -> dict[str, list[dict]]:
-    """One warm-up run per side, then `rounds` rounds timing every side once, the order rotating each
-    round (A B, B A, ... for two sides), so no side always runs first or last."""
-    times = {side.name: [] for side in sides}
-    with tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
-        for side in sides:
-            time_side(side, fixture, regression, Path(scratch) / f"warmup-{side.name}")
-        for i in range(rounds):
-            order = sides[i % len(sides):] + sides[: i % len(sides)]
-            for side in order:
-                times[side.name].append(time_side(side, fixture, regression, Path(scratch) / f"{side.name}-{i}"))
-            log(f"round {i + 1}/{rounds}: " + ", ".join(f"{s.name} {times[s.name][-1]['total']:.2f} s" for s in order))
-    return times
-
-
-def ratios(base: list[dict], head: list[dict]) -> dict[str, list[float]]:
-    return {part: [h[part] / b[part] for b, h in zip(base, head)] for part in PARTS}
-
-
 def verdict(base: list[dict], head: list[dict], max_slowdown: float) -> dict:
     """Median pairwise ratio head / base per part, and whether each stays within the limit."""
     out = {}
-    for part, values in ratios(base, head).items():
+    for part in PARTS:
+        values = ratios(base, head, (f"{part}_s",))[f"{part}_s"]
         median = statistics.median(values)
         out[part] = {"median_ratio": median, "min_ratio": min(values), "max_ratio": max(values),
-                     "base_median_s": statistics.median(b[part] for b in base),
-                     "head_median_s": statistics.median(h[part] for h in head),
+                     "base_median_s": statistics.median(b[f"{part}_s"] for b in base),
+                     "head_median_s": statistics.median(h[f"{part}_s"] for h in head),
                      "ok": median <= 1 + max_slowdown}
     return out
 
@@ -125,7 +79,7 @@ def memory_verdict(base: list[dict], head: list[dict], max_growth: float) -> dic
     out = {}
     for part in MEMORY_PARTS:
         key = f"{part}_rss_mb"
-        values = [h[key] / b[key] for b, h in zip(base, head)]
+        values = ratios(base, head, (key,))[key]
         median = statistics.median(values)
         out[f"{part} memory"] = {"median_ratio": median, "min_ratio": min(values), "max_ratio": max(values),
                                  "base_median_mb": statistics.median(b[key] for b in base),
@@ -199,8 +153,8 @@ def measure_error_rates(fixture: str, regression: RecipeRun, gate: GateSettings,
     with worktree("HEAD", repo) as base, worktree("HEAD", repo) as same, \
             tempfile.TemporaryDirectory(prefix="ptychoreg-gate-runs-") as scratch:
         # The slowdown is `slowdown` of the base's own times, measured here (median of 3 runs).
-        runs = [time_side(Side("base", base), fixture, regression, Path(scratch) / str(i)) for i in range(3)]
-        site = slowdown_site(Path(scratch) / "slow-site", {part: slowdown * statistics.median(r[part] for r in runs)
+        runs = [measure(Side("base", base), fixture, regression, Path(scratch) / str(i)) for i in range(3)]
+        site = slowdown_site(Path(scratch) / "slow-site", {part: slowdown * statistics.median(r[f"{part}_s"] for r in runs)
                                                            for part in ("train", "infer")})
         times = interleaved([Side("base", base), Side("same", same), Side("slow", same, site=site)],
                             decisions * gate.pairs, fixture, regression, log)
@@ -208,7 +162,7 @@ def measure_error_rates(fixture: str, regression: RecipeRun, gate: GateSettings,
     for d in range(decisions):
         cut = slice(d * gate.pairs, (d + 1) * gate.pairs)
         blocks.append({name: verdict(times["base"][cut], times[name][cut], gate.max_slowdown) for name in ("same", "slow")})
-    all_null = ratios(times["base"], times["same"])
+    all_null = ratios(times["base"], times["same"], tuple(f"{p}_s" for p in PARTS))
     return {
         "settings": {"pairs": gate.pairs, "max_slowdown": gate.max_slowdown, "decisions": decisions,
                      "injected_slowdown": slowdown, "threads": regression.config.train.threads},
@@ -216,8 +170,9 @@ def measure_error_rates(fixture: str, regression: RecipeRun, gate: GateSettings,
         "detections": sum(not b["slow"]["total"]["ok"] for b in blocks),
         "null_median_ratios": {p: [b["same"][p]["median_ratio"] for b in blocks] for p in PARTS},
         "slow_median_ratios": {p: [b["slow"][p]["median_ratio"] for b in blocks] for p in PARTS},
-        "null_pair_ratio_stdev": {p: statistics.stdev(v) if len(v) > 1 else 0.0 for p, v in all_null.items()},
-        "seconds": {name: {p: statistics.median(t[p] for t in runs) for p in PARTS} for name, runs in times.items()},
+        "null_pair_ratio_stdev": {p: statistics.stdev(v) if len(v) > 1 else 0.0 for p, v in
+                                  zip(PARTS, all_null.values())},
+        "seconds": {name: {p: statistics.median(t[f"{p}_s"] for t in runs) for p in PARTS} for name, runs in times.items()},
     }
 
 

@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 from ptychoreg.core.config import SensitivitySettings
-from ptychoreg.harness.runner import RecipeRun, dir_bytes, run_train_infer, spread
+from ptychoreg.harness.runner import RecipeRun, dir_bytes
+from ptychoreg.harness.timing import Side, measure, summary
 
 
 def cell_name(epochs: int, n_images: int) -> str:
@@ -24,14 +25,13 @@ def cell_name(epochs: int, n_images: int) -> str:
 def run_cell(data: str, epochs: int, n_images: int, settings: SensitivitySettings, run: RecipeRun) -> dict:
     """One cell of the grid: `settings.repeats` timed train + infer runs of `run` (the sensitivity recipe)
     for `epochs` on the first `n_images` patterns (the cell's axes, as flags over the recipe)."""
-    args, infer_args = ["--max-epochs", str(epochs), "--n-groups", str(n_images)], ["--n-groups", str(n_images)]
-    trains, infers, sizes, hashes = [], [], {}, set()
+    side = Side("cell", train_args=("--max-epochs", str(epochs), "--n-groups", str(n_images)),
+                infer_args=("--n-groups", str(n_images)))
+    records, sizes, hashes = [], {}, set()
     with tempfile.TemporaryDirectory(prefix="ptycho-sensitivity-") as tmp:
         for repeat in range(settings.repeats):
             out = Path(tmp) / f"r{repeat}"
-            train, infer = run_train_infer(data, out, run, args, infer_args)
-            trains.append(train.seconds)
-            infers.append(infer.seconds)
+            records.append(measure(side, data, run, out))
             sizes = {
                 "bundle_bytes": (out / "model.pt").stat().st_size,
                 "reconstruction_bytes": (out / "reconstruction.npz").stat().st_size,
@@ -44,9 +44,7 @@ def run_cell(data: str, epochs: int, n_images: int, settings: SensitivitySetting
         "n_images": n_images,
         "settings": {"repeats": settings.repeats, "recipe": run.recipe, "width": run.config.model.width,
                      "threads": run.config.train.threads, **run.config.model_dump()},
-        "train_s": spread(trains),
-        "infer_s": spread(infers),
-        "total_s": spread([t + i for t, i in zip(trains, infers)]),
+        **summary(records),  # train_s, infer_s, total_s, their CPU seconds and peak memory (harness.timing)
         "artifacts": sizes,
         # Same bytes on every repeat here (never compared across machines: float output differs by CPU).
         "deterministic": len(hashes) == 1,
@@ -61,15 +59,16 @@ def read_cells(folder: str | Path) -> list[dict]:
 
 def sensitivity_table(cells: list[dict]) -> str:
     lines = [
-        "| max_epochs | n_images | train s | infer s | total s (median, min-max) | bundle bytes | reconstruction bytes | all artifacts |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| max_epochs | n_images | train s | infer s | total s (median, min-max) | peak MB train / infer | bundle bytes | reconstruction bytes | all artifacts |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for cell in cells:
         t = cell["total_s"]
         a = cell["artifacts"]
         lines.append(
             f"| {cell['max_epochs']} | {cell['n_images']} | {cell['train_s']['median']:.2f} | {cell['infer_s']['median']:.2f} "
-            f"| {t['median']:.2f} ({t['min']:.2f}-{t['max']:.2f}) | {a['bundle_bytes']:,} | {a['reconstruction_bytes']:,} "
+            f"| {t['median']:.2f} ({t['min']:.2f}-{t['max']:.2f}) "
+            f"| {cell['train_rss_mb']['median']:.0f} / {cell['infer_rss_mb']['median']:.0f} | {a['bundle_bytes']:,} | {a['reconstruction_bytes']:,} "
             f"| {a['total_bytes']:,} |"
         )
     return "\n".join(lines) + "\n"
