@@ -86,6 +86,22 @@ def run_cli(command: str, *args: str, cwd: Path | None = None, timeout: float = 
                           capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def dvc(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`dvc ARGS` in `cwd`, DVC's analytics off; a failure fails the test with DVC's output."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=dict(os.environ, DVC_NO_ANALYTICS="1"),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc
+
+
+def clone_sharing_cache(dest: Path) -> Path:
+    """A fresh clone of this repository's HEAD at `dest` that uses this checkout's DVC cache: its data (the
+    canonical dataset, what dvc.lock records) without a download."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    dvc("cache", "dir", "--local", str(ROOT / ".dvc" / "cache"), cwd=dest)
+    return dest
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
     """A refused run: non-zero exit, exactly one stderr line naming what is wrong, no traceback."""
     assert proc.returncode != 0, proc.stdout

@@ -5,45 +5,34 @@ worked example)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import clone_sharing_cache, dvc
 
 pytestmark = pytest.mark.slow
 CELLS = (16, 32)  # n_images of the two experiments' one-cell grids; one epoch, one repeat
 
 
-def _dvc(*args, cwd, timeout=600):
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
-    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stdout}{proc.stderr}"
-    return proc
-
-
 def test_a_queued_two_cell_sweep_runs_and_compares(tmp_path):
-    clone = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    _dvc("cache", "dir", "--local", str(ROOT / ".dvc" / "cache"), cwd=clone)  # the canonical data, pulled
+    clone = clone_sharing_cache(tmp_path / "repo")  # the canonical data, pulled
     names = [f"sweep-n{n}" for n in CELLS]
     for name, n in zip(names, CELLS):
-        _dvc("exp", "run", "--queue", "sensitivity_table", "-n", name, "-S", "sensitivity.max_epochs=[1]",
+        dvc("exp", "run", "--queue", "sensitivity_table", "-n", name, "-S", "sensitivity.max_epochs=[1]",
              "-S", f"sensitivity.n_images=[{n}]", "-S", "sensitivity.repeats=1", cwd=clone)
     try:
-        _dvc("queue", "start", "--jobs", "2", cwd=clone)
+        dvc("queue", "start", "--jobs", "2", cwd=clone)
         for name in names:
-            _dvc("queue", "logs", "--follow", name, cwd=clone)  # returns when that experiment has ended
-        status = _dvc("queue", "status", cwd=clone).stdout
+            dvc("queue", "logs", "--follow", name, cwd=clone)  # returns when that experiment has ended
+        status = dvc("queue", "status", cwd=clone).stdout
         for name in names:
             assert any(name in line and "Success" in line for line in status.splitlines()), status
     finally:
         subprocess.run([sys.executable, "-m", "dvc", "queue", "stop", "--kill"], cwd=clone, capture_output=True)
 
-    shown = json.loads(_dvc("exp", "show", "--json", cwd=clone).stdout)
+    shown = json.loads(dvc("exp", "show", "--json", cwd=clone).stdout)
     results = {}
     for baseline in shown:
         for experiment in baseline.get("experiments") or []:
@@ -58,4 +47,4 @@ def test_a_queued_two_cell_sweep_runs_and_compares(tmp_path):
         cell = metrics[f"metrics/sensitivity/e1_n{n}.json"]["data"]
         assert cell["n_images"] == n and cell["settings"]["repeats"] == 1 and cell["total_s"]["median"] > 0
     # The workspace is untouched: experiments live in their own refs until applied.
-    assert _dvc("params", "diff", cwd=clone).stdout.strip() == ""
+    assert dvc("params", "diff", cwd=clone).stdout.strip() == ""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, clone_sharing_cache
 from ptychoreg.harness.outputs import locked_md5s, pipeline, stages_with
 
 LOCK = """schema: '2.0'
@@ -130,13 +130,9 @@ def _run(args, cwd, env):
 def clone(tmp_path):
     """A fresh clone of HEAD that shares this checkout's DVC cache, its outputs checked out from it, and its
     own src/ first on the path (the stages run the clone's code)."""
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    repo = clone_sharing_cache(tmp_path / "repo")
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(repo / "src"))
-    dvc = [sys.executable, "-m", "dvc"]
-    assert _run([*dvc, "cache", "dir", "--local", str(ROOT / ".dvc" / "cache")], repo, env).returncode == 0
-    targets = ["make_fixture", "train_fixture", "infer_fixture"]
-    proc = _run([*dvc, "checkout", *targets], repo, env)
+    proc = _run([sys.executable, "-m", "dvc", "checkout", "make_fixture", "train_fixture", "infer_fixture"], repo, env)
     if proc.returncode != 0:
         pytest.fail(f"the outputs HEAD's dvc.lock records are not in the cache (run `dvc repro` and commit dvc.lock): {proc.stderr}")
     return repo, env

@@ -5,13 +5,12 @@ by DVC in a fresh clone."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import clone_sharing_cache, dvc
 from ptychoreg.harness.quality_curve import experiment_name, points, queue_args, scaled_epochs
 
 
@@ -48,27 +47,18 @@ def test_points_are_the_finished_budget_experiments_by_scale():
     assert experiment_name(0.5) == "budget-x0.5" and points([]) == []
 
 
-def _dvc(*args, cwd, timeout=900):
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=dict(os.environ, DVC_NO_ANALYTICS="1"),
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
-    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stdout}{proc.stderr}"
-    return proc
-
-
 @pytest.mark.slow
 def test_two_budgets_run_as_queued_experiments_and_make_the_curve(tmp_path):
     """The commands ./tasks quality-curve runs, at two tiny budgets (1 + 1 and 2 + 1 epochs), in a fresh
     clone sharing this checkout's DVC cache: DVC runs each experiment, the points come back ascending."""
-    clone = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    _dvc("cache", "dir", "--local", str(ROOT / ".dvc" / "cache"), cwd=clone)
+    clone = clone_sharing_cache(tmp_path / "repo")
     command = [sys.executable, "-m", "ptychoreg.cli.quality_curve"]
     queued = subprocess.run([*command, "queue", "--scales", "0.05", "0.02"], cwd=clone, capture_output=True, text=True)
     assert queued.returncode == 0, queued.stderr
     names = queued.stdout.split()
     assert names == ["budget-x0.02", "budget-x0.05"]
     try:
-        _dvc("exp", "run", "--run-all", "--jobs", "1", cwd=clone)  # returns when the queue has run
+        dvc("exp", "run", "--run-all", "--jobs", "1", cwd=clone)  # returns when the queue has run
     finally:
         subprocess.run([sys.executable, "-m", "dvc", "queue", "stop", "--kill"], cwd=clone, capture_output=True)
     out = tmp_path / "curve.json"
@@ -77,4 +67,4 @@ def test_two_budgets_run_as_queued_experiments_and_make_the_curve(tmp_path):
     curve = json.loads(out.read_text())["points"]
     assert [(p["scale"], p["epochs"]) for p in curve] == [(0.02, [1, 1]), (0.05, [2, 1])]
     assert all(p["train_s"] > 0 and 0 < p["amplitude_ssim"] < 1 for p in curve)
-    assert _dvc("params", "diff", cwd=clone).stdout.strip() == ""  # the workspace is untouched
+    assert dvc("params", "diff", cwd=clone).stdout.strip() == ""  # the workspace is untouched
