@@ -15,12 +15,14 @@ import numpy as np  # noqa: E402
 import pytest
 
 from ptychoreg.evaluation.synthetic import synthetic_arrays  # noqa: F401  (tests import it from here)
+from ptychoreg.harness.runner import project_data
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT / "tests/fixtures/pytorch_integration/minimal_dataset_v1.npz"
+FIXTURE_REL, CANONICAL_REL = project_data(ROOT / "params.yaml")  # as params.yaml names them
+FIXTURE = ROOT / FIXTURE_REL
 SIDECAR = FIXTURE.with_suffix(".json")
 FIXTURE_METRICS = ROOT / "metrics/fixture.json"
-CANONICAL = ROOT / "data/canonical/ptycho_sim_1087.npz"
+CANONICAL = ROOT / CANONICAL_REL
 
 
 def pytest_addoption(parser):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ptychoreg.harness.deps import PACKAGE_DIR, import_closure, stage_code
+from stage_code import PACKAGE_DIR, import_closure, stage_code
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 CODE_STAGES = sorted(s for s, spec in STAGES.items() if stage_code(spec["cmd"], ROOT))

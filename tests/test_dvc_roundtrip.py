@@ -9,11 +9,10 @@ import sys
 
 import pytest
 
-from conftest import FIXTURE_METRICS, ROOT
+from conftest import FIXTURE_METRICS, FIXTURE_REL, ROOT
 from ptychoreg.core.fileio import file_digest
 
 pytestmark = pytest.mark.slow
-FIXTURE_REL = "tests/fixtures/pytorch_integration/minimal_dataset_v1.npz"
 
 
 def _run(*args, cwd):

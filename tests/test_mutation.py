@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, project_settings
+from conftest import FIXTURE_REL, ROOT, project_settings
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.harness import mutation
 
@@ -64,8 +64,7 @@ def test_a_copy_holds_the_tree_with_the_patch_and_the_data_linked(tmp_path):
     changed = [p for p in (tree / "src").rglob("*.py")
                if p.read_bytes() != (ROOT / p.relative_to(tree)).read_bytes()]
     assert [p.relative_to(tree).as_posix() for p in changed] == ["src/ptychoreg/core/contract.py"]
-    fixture = tree / mutation.FIXTURE
-    assert fixture.is_symlink() and fixture.resolve() == (ROOT / mutation.FIXTURE).resolve()
+    assert (tree / FIXTURE_REL).is_symlink() and (tree / FIXTURE_REL).resolve() == (ROOT / FIXTURE_REL).resolve()
     assert not (tree / ".venv").exists()
 
 

@@ -78,12 +78,12 @@ def test_the_quality_recipe_rebuilt_twice_gives_the_same_bytes(fixture_path, tmp
     on the fixture with one epoch per phase: every file and every figure the same twice; no wall clock in
     the output folder or the metrics, all of it in the timing record."""
     from ptychoreg.core.config import load_section, read_params
-    from ptychoreg.harness.quality import PHASES, score_quality, timing as quality_timing, train_phases
-    from ptychoreg.harness.runner import RecipeRun
+    from ptychoreg.harness.quality import score_quality, timing as quality_timing
+    from ptychoreg.harness.runner import QUALITY_PHASES, RecipeRun, train_phases
 
     params = str(ROOT / "params.yaml")
     settings = load_section("quality", read_params(params)).model_copy(update={"enforce": False})
-    recipes = [RecipeRun.of(params, name) for name in PHASES]
+    recipes = [RecipeRun.of(params, name) for name in QUALITY_PHASES]
     runs = []
     for i in range(2):
         phases = train_phases(str(fixture_path), tmp_path / f"q{i}", recipes, [1, 1], echo=False)

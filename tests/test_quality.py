@@ -88,10 +88,9 @@ def test_the_quality_refinement_extends_the_pretrain_recipe():
     """The stage's two training recipes: the refinement differs from the pretrain only in gridsize, epochs
     and rate (the width must match, since it starts from the pretrain's weights)."""
     from conftest import ROOT
-    from ptychoreg.harness.quality import PHASES
-    from ptychoreg.harness.runner import RecipeRun
+    from ptychoreg.harness.runner import QUALITY_PHASES, RecipeRun
 
-    first, second = (RecipeRun.of(str(ROOT / "params.yaml"), name).config.model_dump() for name in PHASES)
+    first, second = (RecipeRun.of(str(ROOT / "params.yaml"), name).config.model_dump() for name in QUALITY_PHASES)
     changed = {(section, key) for section in first for key in first[section] if first[section][key] != second[section][key]}
     assert changed == {("model", "gridsize"), ("train", "max_epochs"), ("train", "learning_rate")}
     assert (first["model"]["gridsize"], second["model"]["gridsize"]) == (1, 2)
@@ -103,8 +102,8 @@ def test_the_quality_gate_fails_below_either_floor_and_keeps_the_outputs(fixture
     checks and the figures in one line, and the outputs stay in <out>.failed for a look."""
     from ptychoreg.core.config import QualitySettings
     from ptychoreg.core.errors import PtychoError
-    from ptychoreg.harness.quality import score_quality, train_phases
-    from ptychoreg.harness.runner import RecipeRun
+    from ptychoreg.harness.quality import score_quality
+    from ptychoreg.harness.runner import RecipeRun, train_phases
 
     params = tmp_path / "params.yaml"
     params.write_text("recipes:\n  tiny: {model: {width: 4, heads: shared, upsampling: subpixel}, train: {max_epochs: 1}}\n"

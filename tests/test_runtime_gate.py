@@ -34,7 +34,7 @@ def test_memory_verdict_fails_ten_percent_on_the_train_peak():
     result = memory_verdict(base, grown, max_growth=0.05)
     assert not result["train memory"]["ok"] and result["train memory"]["median_ratio"] == pytest.approx(1.1)
     assert result["infer memory"]["ok"] and result["infer memory"]["base_median_mb"] == 300.0
-    table = format_verdict({**verdict(_times(10, 10), _times(10, 10), 0.12), **result}, 0.12)
+    table = format_verdict({**verdict(_times(10, 10), _times(10, 10), 0.12), **result})
     assert "train memory" in table and "384 MB" in table and "<= 1.05" in table and "FAIL" in table
 
 

@@ -18,14 +18,14 @@ import threading
 import boto3
 import pytest
 
-from conftest import ROOT
+from conftest import CANONICAL_REL, FIXTURE_REL, ROOT, SIDECAR
 from ptychoreg.core.fileio import file_digest
 from ptychoreg.harness.outputs import locked_md5s
 
 pytestmark = pytest.mark.slow
 BUCKET = "team"
 SETUP_REQUESTS = 4  # create bucket, create user, put its policy, create its access key
-TARGETS = ("data/canonical/ptycho_sim_1087.npz.dvc", "make_fixture")
+TARGETS = (f"{CANONICAL_REL}.dvc", "make_fixture")
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,7 @@ def test_push_then_pull_restores_the_fixture_stage(s3, tmp_path, fixture_path):
     pulled = _dvc("pull", *TARGETS, cwd=consumer, env=env)
     assert pulled.returncode == 0, pulled.stderr
     lock = {path: md5 for (_, path), md5 in locked_md5s((consumer / "dvc.lock").read_text()).items()}
-    for output in ("tests/fixtures/pytorch_integration/minimal_dataset_v1.npz",
-                   "tests/fixtures/pytorch_integration/minimal_dataset_v1.json"):
+    for output in (FIXTURE_REL, SIDECAR.relative_to(ROOT).as_posix()):
         assert file_digest(consumer / output, "md5") == lock[output]
     # Pulled, not rebuilt: DVC finds the stage up to date.
     assert _dvc("status", "-q", "make_fixture", cwd=consumer, env=env).returncode == 0

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ptychoreg.core.fileio import write_bytes  # noqa: E402
+from ptychoreg.evaluation.quality import remove_global_phase  # noqa: E402
 
 _OUTSIDE = "#282828"  # unscanned pixels
 
@@ -66,8 +67,6 @@ def run_figures(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     """The figures of train + infer run folders: loss_curve.png from the first history.json, and
     amplitude.png / phase.png with one panel per reconstruction.npz (titled by `labels`, default the
     folder names), beside the true object when `truth` is given. Returns the paths written."""
-    from ptychoreg.evaluation.quality import remove_global_phase
-
     runs, out = [Path(d) for d in run_dirs], Path(out_dir)
     written = []
     history_file = next((r / "history.json" for r in runs if (r / "history.json").exists()), None)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ptychoreg.core.cli import ArgumentParser, add_params_arg, entry_points, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, log
+from ptychoreg.harness.runner import project_data
 
 EXIT_OUTSIDE = 1
 
@@ -31,8 +32,8 @@ def parser() -> argparse.ArgumentParser:
     for name, help in (("cross-vendor", "natively and under qemu-user as an AMD and an Intel CPU model"),
                        ("worker", "one machine's hashes: the canary and each recipe (JSON; what cross-vendor runs)")):
         command = sub.add_parser(name, help=help)
-        add_params_arg(command, "params.yaml")
-        command.add_argument("--data", required=True, help="a dataset to train each recipe on briefly (the fixture)")
+        add_params_arg(command, PROJECT_PARAMS)
+        command.add_argument("--data", help="a dataset to train each recipe on briefly (default: the params file's fixture.output)")
         if name == "cross-vendor":
             command.add_argument("--report", help="write the report (JSON) here, e.g. metrics/crossvendor.json")
     return p
@@ -42,13 +43,14 @@ def _main(argv):
     args = parser().parse_args(argv)
     from ptychoreg.harness import canary
 
+    data = args.command and (args.data or project_data(args.params)[0])
     if args.command == "worker":
-        print(json.dumps(canary.worker(args.params, args.data)))
+        print(json.dumps(canary.worker(args.params, data)))
         return 0
     if args.command == "cross-vendor":
         from ptychoreg.core.fileio import write_json
 
-        report = canary.cross_vendor(args.params, args.data, log)
+        report = canary.cross_vendor(args.params, data, log)
         for name, parts in report["differ_from_native"].items():
             log(f"{name}: " + (f"DIFFERS from the native run in {', '.join(parts)}" if parts else
                                f"all {report['parts']} hashes equal the native run's"))

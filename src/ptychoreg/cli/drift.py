@@ -9,6 +9,8 @@ import argparse
 import sys
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.config import DriftSettings
+from ptychoreg.harness.drift import busy_measurements, collect, evaluate, format_table
 
 EXIT_DRIFT = 1
 
@@ -26,9 +28,6 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.harness.drift import busy_measurements, collect, evaluate, format_table
-    from ptychoreg.core.config import DriftSettings
-
     params, source = load_params(args.params)
     settings = DriftSettings.from_params(params.get("drift"), where=source)
     metrics_diff, params_diff = collect(args.rev)

@@ -7,8 +7,10 @@ written atomically; a refused or failed run leaves any previous fixture untouche
 from __future__ import annotations
 
 import argparse
+import time
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.config import FixtureSpec, validated
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,9 +28,6 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    import time
-
-    from ptychoreg.core.config import FixtureSpec, validated
     from ptychoreg.core.fileio import write_json
     from ptychoreg.harness.fixture import fixture_metrics, generate
 

@@ -4,8 +4,11 @@ record how far its golden numbers move (the measured spread the golden tolerance
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
-from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_recipe_args, entry_points, log
+from ptychoreg.harness.runner import RecipeRun
 
 
 def parser() -> argparse.ArgumentParser:
@@ -13,18 +16,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fixture", required=True)
     p.add_argument("--metrics-out", required=True)
     p.add_argument("--report", required=True)
-    add_recipe_args(p, default="regression", params="params.yaml")
+    add_recipe_args(p, default="regression", params=PROJECT_PARAMS)
     return p
 
 
 def _main(argv):
     args = parser().parse_args(argv)
-    import tempfile
-    from pathlib import Path
-
     from ptychoreg.core.fileio import write_json, write_text
     from ptychoreg.harness.golden import measure_spread, spread_markdown
-    from ptychoreg.harness.runner import RecipeRun
 
     with tempfile.TemporaryDirectory(prefix="ptychoreg-spread-") as work:
         records, dev = measure_spread(args.fixture, RecipeRun.of(args.params, args.recipe), Path(work), log=log)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, hide_cuda_unless, log, run_config
 from ptychoreg.core.config import add_section_flags
@@ -31,8 +32,6 @@ def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     started = time.perf_counter()
     phases = Phases()
-
-    from pathlib import Path
 
     from ptychoreg.core.contract import load_npz
     from ptychoreg.core.fileio import staged_outputs

@@ -13,6 +13,7 @@ from pathlib import Path
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, entry_points, load_params, log
 from ptychoreg.core.config import load_section
 from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness import mutation
 
 EXIT_ESCAPED = 1
 
@@ -32,7 +33,6 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv):
     args = parser().parse_args(argv)
     from ptychoreg.core.fileio import write_json, write_text  # numpy: only once the process is set up
-    from ptychoreg.harness import mutation
 
     params, source = load_params(args.params)
     gate = load_section("runtime_gate", params, source)

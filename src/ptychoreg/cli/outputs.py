@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from ptychoreg.core.cli import ArgumentParser, entry_points, log
+from ptychoreg.harness import outputs
 
 EXIT_DIFFERS = 1
 
@@ -31,8 +32,6 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.harness import outputs
-
     order, declared = outputs.pipeline()  # first: outside a DVC repository the answer is one line, at once
     if args.command == "stages":
         print(" ".join(outputs.stages_with(order, declared, args.label)))

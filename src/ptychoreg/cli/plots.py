@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ptychoreg.core.cli import ArgumentParser, entry_points, log
+from ptychoreg.core.errors import PtychoError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,7 +26,6 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv):
     args = parser().parse_args(argv)
     from ptychoreg.core.contract import load_npz
-    from ptychoreg.core.errors import PtychoError
     from ptychoreg.plots import run_figures
 
     truth = load_npz(args.data).object if args.data else None

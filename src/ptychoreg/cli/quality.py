@@ -5,8 +5,11 @@ clearly beats a flat object (the `quality` stage, after quality_pretrain and qua
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.config import load_section
+from ptychoreg.core.errors import PtychoError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,10 +30,6 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from pathlib import Path
-
-    from ptychoreg.core.config import load_section
-    from ptychoreg.core.errors import PtychoError
     from ptychoreg.core.fileio import write_json
     from ptychoreg.harness.quality import score_quality, timing
 

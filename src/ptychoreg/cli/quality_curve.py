@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, entry_points, log
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.dvc import dvc, dvc_json
+from ptychoreg.harness.quality_curve import QUALITY_PHASES, experiment_name, points, queue_args
+from ptychoreg.harness.runner import RecipeRun
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,18 +31,12 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.harness.dvc import dvc, dvc_json
-    from ptychoreg.harness.quality_curve import PHASE_RECIPES, experiment_name, points, queue_args
-
     if args.command == "queue":
-        from ptychoreg.harness.runner import RecipeRun
-
-        full = [RecipeRun.of(args.params, recipe).config.train.max_epochs for recipe in PHASE_RECIPES]
+        full = [RecipeRun.of(args.params, recipe).config.train.max_epochs for recipe in QUALITY_PHASES]
         for scale in sorted(set(args.scales)):
             dvc(*queue_args(full, scale))
             print(experiment_name(scale), flush=True)  # the names, for `dvc queue logs --follow`
         return 0
-    from ptychoreg.core.errors import PtychoError
     from ptychoreg.core.fileio import write_json
 
     found = points(dvc_json("exp", "show"))

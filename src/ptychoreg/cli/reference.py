@@ -7,8 +7,12 @@ Writes --out-dir/reconstruction.npz (object, mask), --metrics-out (quality figur
 from __future__ import annotations
 
 import argparse
+import time
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
+from ptychoreg.core.config import ReferenceSettings
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.phases import own_peak_rss_mb
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,11 +28,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    import time
-
-    from ptychoreg.core.config import ReferenceSettings
     from ptychoreg.core.contract import load_npz
-    from ptychoreg.core.errors import PtychoError
     from ptychoreg.core.fileio import staged_outputs, write_json, write_npz
 
     params, source = load_params(args.params)
@@ -54,7 +54,6 @@ def _main(argv):
         "amplitude_error_last": result.history[-1]["amplitude_error"],
         **headline(quality_report(result.object, data.object, mask)),
     }
-    from ptychoreg.core.phases import own_peak_rss_mb
 
     # The folder and both records move into place together, or none of them.
     with staged_outputs(args.out_dir, ("reconstruction.npz",), inputs=[args.data, args.params],

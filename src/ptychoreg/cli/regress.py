@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, load_params, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_recipe_args, entry_points, load_params, log
+from ptychoreg.core.config import RegressSettings
+from ptychoreg.harness.runner import RecipeRun
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,17 +21,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--staged-run", help="the infer_fixture stage's output folder: the timed runs must reproduce its bytes")
     p.add_argument("--metrics-out", default="metrics/regression.json")
     p.add_argument("--runtime-plot", default="reports/regression/runtime.json")
-    add_recipe_args(p, default="regression", params="params.yaml")
+    add_recipe_args(p, default="regression", params=PROJECT_PARAMS)
     return p
 
 
 def _main(argv):
     args = parser().parse_args(argv)
-    from ptychoreg.core.config import RegressSettings
     from ptychoreg.core.fileio import write_json
     from ptychoreg.harness.fixture import recorded_sha256
     from ptychoreg.harness.regress import run_regression
-    from ptychoreg.harness.runner import RecipeRun
 
     params, source = load_params(args.params)
     settings = RegressSettings.from_params(params.get("regress"), where=source)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from ptychoreg.core.cli import ArgumentParser, entry_points, log
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.reports import fixture_notes, regression_report
+from ptychoreg.harness.sensitivity import read_cells
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-timing", default="metrics/reference_timing.json")
     p.add_argument("--quality-curve", default="metrics/quality_curve.json", help="what each training budget buys "
                    "(ptycho-quality-curve); left out of the report when the file is absent")
-    p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
+    p.add_argument("--fixture", required=True, help="the fixture's path, as the notes name it (params fixture.output)")
     p.add_argument("--fixture-notes", default="reports/fixture.md")
     p.add_argument("--regression-report", default="reports/regression.md")
     return p
@@ -26,13 +31,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _main(argv):
     args = parser().parse_args(argv)
-    import json
-    from pathlib import Path
-
-    from ptychoreg.core.errors import PtychoError
     from ptychoreg.core.fileio import write_text
-    from ptychoreg.harness.reports import fixture_notes, regression_report
-    from ptychoreg.harness.sensitivity import read_cells
 
     def read(path):
         try:

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from ptychoreg.core.cli import ArgumentParser, add_recipe_args, entry_points, load_params, log
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_recipe_args, entry_points, load_params, log
+from ptychoreg.core.config import load_section
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.runner import RecipeRun
+from ptychoreg.harness.sensitivity import read_cells, run_cell, sensitivity_table
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     cell.add_argument("--max-epochs", type=int, required=True)
     cell.add_argument("--n-images", type=int, required=True, help="the first n patterns (groups of one)")
     cell.add_argument("--metrics-out", required=True)
-    add_recipe_args(cell, default="sensitivity", params="params.yaml")
+    add_recipe_args(cell, default="sensitivity", params=PROJECT_PARAMS)
     table = sub.add_parser("table", help="render every cell's metrics as one table")
     table.add_argument("--cells", default="metrics/sensitivity", help="folder of cell metrics")
     table.add_argument("--report", default="reports/sensitivity.md")
@@ -29,12 +33,8 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv):
     args = parser().parse_args(argv)
     from ptychoreg.core.fileio import write_json, write_text
-    from ptychoreg.harness.sensitivity import read_cells, run_cell, sensitivity_table
 
     if args.command == "cell":
-        from ptychoreg.core.config import load_section
-        from ptychoreg.harness.runner import RecipeRun
-
         params, source = load_params(args.params)
         settings = load_section("sensitivity", params, source)
         cell = run_cell(args.data, args.max_epochs, args.n_images, settings, RecipeRun.of(args.params, args.recipe))
@@ -44,8 +44,6 @@ def _main(argv):
         return 0
     cells = read_cells(args.cells)
     if not cells:
-        from ptychoreg.core.errors import PtychoError
-
         raise PtychoError(args.cells, "holds no cell metrics (run the sensitivity stage)")
     s = cells[0]["settings"]
     table = sensitivity_table(cells)

@@ -123,6 +123,8 @@ def add_recipe_args(parser: argparse.ArgumentParser, default: str | None = None,
 
 def run_config(args: argparse.Namespace, sections: tuple[str, ...]):
     """The run's Config: defaults, then --params/--recipe, then the flags of `sections`."""
+    # pydantic (ptychoreg.core.config) loads here, not at the top: every command imports this module, and
+    # those that read no settings (plots, export, report, outputs, canary) would pay its import.
     from ptychoreg.core.config import resolve_recipe, section_flags
 
     if args.recipe and not args.params:
@@ -133,7 +135,7 @@ def run_config(args: argparse.Namespace, sections: tuple[str, ...]):
 
 def load_params(path: str | None) -> tuple[dict, str]:
     """The params file given with --params, or nothing (the built-in defaults)."""
-    from ptychoreg.core.config import read_params
+    from ptychoreg.core.config import read_params  # pydantic: as in run_config
 
     if path is None:
         return {}, "defaults"

@@ -12,10 +12,12 @@ import torch
 from ptychoreg.core.contract import PtychoData
 from ptychoreg.core.dataset import batches, group_tensors
 from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.fileio import path_from, sha256_array, write_json, write_npz
 from ptychoreg.core.geometry import Stitched, default_canvas_shape, stitch
 from ptychoreg.core.grouping import make_groups
-from ptychoreg.core.model.bundle import Bundle
+from ptychoreg.core.model.bundle import Bundle, load_bundle
 from ptychoreg.core.model.network import predict_patches, prediction_window
+from ptychoreg.core.training import configure_runtime, select_device
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,6 @@ def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, pro
     """Write reconstruction.npz, summary.json and, given `score` and ground truth, quality.json into `out`;
     return the summary (quality figures included when there are any). The scoring is the caller's
     (ptychoreg.evaluation.quality.quality_report): the workflow does not judge itself. Figures: ptycho-plots."""
-    from ptychoreg.core.fileio import sha256_array, write_json, write_npz
-
     obj, mask = result.stitched.object, result.stitched.mask
     write_npz(out / "reconstruction.npz", {"object": obj, "mask": mask, "positions": result.positions})
     summary = {
@@ -87,10 +87,6 @@ def infer_to(out: Path, model_path: str | Path, data: PtychoData, config, seen_f
     """The whole of ptycho-infer as a library call: load the bundle `model_path` on `config`'s device
     (an InferConfig), reconstruct `data`, write reconstruction.npz, summary.json (and, with `score`,
     quality.json) into `out` (a staging folder for `seen_from`); return the summary."""
-    from ptychoreg.core.fileio import path_from
-    from ptychoreg.core.model.bundle import load_bundle
-    from ptychoreg.core.training import configure_runtime, select_device
-
     device = select_device(config.accelerator)
     configure_runtime(0, config.threads, device, deterministic=False)
     bundle = load_bundle(model_path, device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 
 
@@ -23,8 +24,6 @@ def own_peak_rss_mb() -> float:
                     return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB on Linux, close enough
 
 
@@ -45,7 +44,7 @@ class Phases:
         nothing when `path` is None."""
         if path is None:
             return
-        from ptychoreg.core.fileio import write_text
+        from ptychoreg.core.fileio import write_text  # numpy: the commands import this module before set-up
 
         record = {"phases": {k: round(v, 5) for k, v in self.seconds.items()}, "peak_rss_mb": round(own_peak_rss_mb(), 1), **extra}
         write_text(path, json.dumps(record, indent=1) + "\n")

@@ -16,8 +16,10 @@ from ptychoreg.core.config import Config, legacy_view
 from ptychoreg.core.contract import PtychoData
 from ptychoreg.core.dataset import GroupTensors, batches, group_tensors, intensity_scale, normalisation_factor, IntensityScale
 from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.fileio import file_digest, path_from, write_json
 from ptychoreg.core.limits import check_memory
 from ptychoreg.core.grouping import make_groups
+from ptychoreg.core.model.bundle import load_bundle, save_bundle
 from ptychoreg.core.model.network import PtychoNet, predict_patches, prediction_window
 from ptychoreg.core.model.physics import forward_amplitude, loss_fn
 
@@ -167,15 +169,11 @@ def train_model(config: Config, data: PtychoData, log: Callable[[str], None] = p
 
 
 def _provenance(init_model: str | Path) -> dict:
-    from ptychoreg.core.fileio import file_digest
-
     # The sha256 identifies the starting weights wherever the file moves (the quality stage's moves).
     return {"path": str(init_model), "sha256": file_digest(init_model, "sha256")}
 
 
 def _start_from(model: PtychoNet, init_model: str | Path) -> None:
-    from ptychoreg.core.model.bundle import load_bundle
-
     init = load_bundle(init_model).model
     # The weights do not depend on the gridsize (one network per member), so only it may differ.
     ours, theirs = ({k: v for k, v in net.architecture().items() if k != "gridsize"} for net in (model, init))
@@ -188,9 +186,6 @@ def _start_from(model: PtychoNet, init_model: str | Path) -> None:
 def save_training(out: Path, result: TrainResult, config: Config, data: PtychoData, seen_from: Path | None = None) -> None:
     """Write the model bundle (model.pt) and the loss history (history.json) into `out`; paths they record
     are seen from `seen_from`, the folder they will live in when `out` is a staging folder."""
-    from ptychoreg.core.fileio import path_from, write_json
-    from ptychoreg.core.model.bundle import save_bundle
-
     init = None if result.init_model is None else {**result.init_model,
                                                    "path": path_from(seen_from or out, result.init_model["path"])}
     save_bundle(

@@ -40,6 +40,7 @@ def psnr(pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
 def ssim(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, data_range: float) -> float:
     """scikit-image's structural_similarity (its defaults: 7x7 uniform window, K1 0.01, K2 0.03, sample
     covariance), averaged over the pixels whose whole window lies inside `mask`."""
+    # Loaded on first use (a measurable part of start-up): commands that only read these figures never pay it.
     from scipy.ndimage import binary_erosion
     from skimage.metrics import structural_similarity
 

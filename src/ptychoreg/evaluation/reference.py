@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ptychoreg.core.contract import PtychoData
-from ptychoreg.core.geometry import _fourier_ramp, patch_corners
+from ptychoreg.core.geometry import _fourier_ramp, default_canvas_shape, patch_corners, stitch
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,6 @@ def epie(data: PtychoData, epochs: int, seed: int = 0, alpha: float = 1.0,
     size = data.frame_shape[0]
     canvas = canvas or (data.object.shape if data.object is not None else None)
     if canvas is None:
-        from ptychoreg.core.geometry import default_canvas_shape
-
         canvas = default_canvas_shape(data.ycoords, data.xcoords, size)
     cy, fy = patch_corners(data.ycoords, size)
     cx, fx = patch_corners(data.xcoords, size)
@@ -71,8 +69,6 @@ def epie(data: PtychoData, epochs: int, seed: int = 0, alpha: float = 1.0,
 def scanned_region(data: PtychoData, canvas: tuple[int, int]) -> np.ndarray:
     """The region the PINN's reconstruction covers (the stitcher's trusted centres), so both are scored
     over the same pixels."""
-    from ptychoreg.core.geometry import stitch
-
     size = data.frame_shape[0]
     ones = np.ones((data.n, size, size), np.complex64)
     return stitch(ones, data.ycoords, data.xcoords, canvas, trusted=size // 2).mask

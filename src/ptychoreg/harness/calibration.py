@@ -13,7 +13,7 @@ STEPS = 10
 
 
 def workload(steps: int = STEPS) -> float:
-    import torch
+    import torch  # this module is an entry: torch loads after `setup_process`
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

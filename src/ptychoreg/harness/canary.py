@@ -33,6 +33,17 @@ import numpy as np
 import torch
 
 from ptychoreg.core import numerics
+from ptychoreg.core.config import Config, read_params, recipe_names, resolve_recipe
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.inference import reconstruct
+from ptychoreg.core.model.bundle import Bundle
+from ptychoreg.core.model.network import PtychoNet, prediction_window
+from ptychoreg.core.model.physics import forward_amplitude, loss_fn, merge_group
+from ptychoreg.core.training import train_model
+from ptychoreg.evaluation.quality import quality_report
+from ptychoreg.evaluation.reference import epie
+from ptychoreg.evaluation.synthetic import synthetic_arrays
 
 RECORDED = Path(__file__).with_name("canary.json")
 SIZE = 64  # the workflow's pattern size: MKL picks its FFT kernels per length (64, and 128 for a group canvas)
@@ -52,9 +63,6 @@ def _figures_digest(figures) -> str:
 
 
 def _dataset(tmp: Path):
-    from ptychoreg.core.contract import load_npz
-    from ptychoreg.evaluation.synthetic import synthetic_arrays
-
     arrays = synthetic_arrays(n=12, size=SIZE, seed=7, step=6.0)
     arrays["diffraction"] = arrays["diffraction"].astype(np.float32)
     path = tmp / "canary.npz"
@@ -63,8 +71,6 @@ def _dataset(tmp: Path):
 
 
 def _config(**changes):
-    from ptychoreg.core.config import Config
-
     base = Config().to_dict()
     for section, values in changes.items():
         base[section].update(values)
@@ -73,9 +79,6 @@ def _config(**changes):
 
 def _ops(data) -> dict[str, str]:
     """Single operations, each alone, so a difference names its operation."""
-    from ptychoreg.core.model.network import PtychoNet, prediction_window
-    from ptychoreg.core.model.physics import forward_amplitude, loss_fn, merge_group
-
     out = {}
     gen = torch.Generator().manual_seed(0)
     patches = torch.randn(4, SIZE, SIZE, generator=gen, dtype=torch.complex64).requires_grad_()
@@ -140,12 +143,6 @@ TRAININGS = {
 
 
 def _workflow(data) -> dict[str, str]:
-    from ptychoreg.core.inference import reconstruct
-    from ptychoreg.core.model.bundle import Bundle
-    from ptychoreg.core.training import train_model
-    from ptychoreg.evaluation.quality import quality_report
-    from ptychoreg.evaluation.reference import epie
-
     out = {}
     quiet: Callable[[str], None] = lambda line: None
     for name, changes in TRAININGS.items():
@@ -224,12 +221,6 @@ APPROXIMATE = re.compile(r"\b(v?(rsqrt|rcp)(14|28)?(ps|ss|pd|sd|ph|sh)|pf(rcp|rs
 def recipe_hashes(params_path: str | os.PathLike, data_path: str | os.PathLike) -> dict[str, str]:
     """Each recipe of the params file, briefly: two optimiser steps of its model, loss, schedule and
     threads on the data, then its inference of eight positions; the weights and the stitched object hashed."""
-    from ptychoreg.core.config import read_params, recipe_names, resolve_recipe
-    from ptychoreg.core.contract import load_npz
-    from ptychoreg.core.inference import reconstruct
-    from ptychoreg.core.model.bundle import Bundle
-    from ptychoreg.core.training import train_model
-
     params, data = read_params(params_path), load_npz(data_path)
     out = {}
     for name in recipe_names(params):
@@ -270,8 +261,6 @@ def cross_vendor(params_path, data_path, log: Callable[[str], None] = print) -> 
     """The canary and a short training per recipe natively and under qemu-user as an AMD and an Intel CPU
     model, at once (one process each). Returns a report: hashes that differ from the native run per model,
     approximate instructions qemu translated, seconds per run, and `ok`."""
-    from ptychoreg.core.errors import PtychoError
-
     qemu = shutil.which(QEMU)
     if qemu is None:
         raise PtychoError(None, f"{QEMU} not found: install qemu-user (Debian: apt-get install qemu-user)")

@@ -18,15 +18,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from ptychoreg.core.cli import ArgumentParser, entry_points
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, entry_points
 from ptychoreg.harness.load import observe
-from ptychoreg.harness.runner import RecipeRun, run_train
+from ptychoreg.harness.runner import RecipeRun, project_data, run_train
 from ptychoreg.harness.timing import spread
 
 # libgomp's own default spin, written out: the "before" side whatever OMP_WAIT_POLICY says.
@@ -92,9 +94,6 @@ def measure(cases: list[tuple[str, str, RecipeRun, int, int | None]], repeats: i
 
 def machine() -> dict:
     """Which machine the figures come from: its CPU model and count (host measurements)."""
-    import os
-    import platform
-
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
@@ -105,7 +104,7 @@ def machine() -> dict:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # with numpy: this module is an entry, set up first
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -135,22 +134,24 @@ def plot(result: dict, path: Path) -> None:
 def _main(argv: list[str] | None) -> int:
     p = ArgumentParser(prog="python -m ptychoreg.harness.contention", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
-    p.add_argument("--data", default="data/canonical/ptycho_sim_1087.npz")
+    p.add_argument("--params", default=PROJECT_PARAMS)
+    p.add_argument("--fixture", help="default: the params file's fixture.output")
+    p.add_argument("--data", help="default: the params file's data.canonical")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="metrics/contention.json")
     p.add_argument("--plot", default="reports/contention.png")
     args = p.parse_args(argv)
-    from ptychoreg.core.fileio import write_json
+    from ptychoreg.core.fileio import write_json  # numpy: this module is an entry, set up first
 
+    fixture, canonical = project_data(args.params)
+    fixture, canonical = args.fixture or fixture, args.data or canonical
     run = lambda recipe: RecipeRun.of(args.params, recipe)  # noqa: E731
     # (label, data, recipe, epochs, groups): the fixture's recipes whole; the canonical data's on 256
     # groups, so a refinement epoch takes seconds, not 18 (the ratio is what counts).
-    cases = [("regression", args.fixture, run("regression"), 4, None),
-             ("sensitivity", args.fixture, run("sensitivity"), 4, None),
-             ("quality_pretrain", args.data, run("quality_pretrain"), 3, 512),
-             ("quality_refine", args.data, run("quality_refine"), 3, 128)]
+    cases = [("regression", fixture, run("regression"), 4, None),
+             ("sensitivity", fixture, run("sensitivity"), 4, None),
+             ("quality_pretrain", canonical, run("quality_pretrain"), 3, 512),
+             ("quality_refine", canonical, run("quality_refine"), 3, 128)]
     with tempfile.TemporaryDirectory(prefix="ptycho-contention-") as work:
         result = measure(cases, args.repeats, Path(work))
     write_json(args.out, {"machine": machine(), "repeats": args.repeats, "cases": result})

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+import ptychoreg
 from ptychoreg.core import __version__
 from ptychoreg.core.config import FixtureSpec
 from ptychoreg.core.contract import PtychoData, load_npz
@@ -127,8 +128,6 @@ def generator_code() -> dict:
     (the code the make_fixture stage depends on), by path inside the package. Unlike a git commit or a
     clock, it changes exactly when the code that made the bytes changes, so the same inputs give the same
     sidecar on every machine and at every later commit."""
-    import ptychoreg
-
     root = Path(ptychoreg.__file__).resolve().parent
     files = {}
     for module in list(sys.modules.values()):

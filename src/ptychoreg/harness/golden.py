@@ -18,9 +18,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ptychoreg.core.contract import PtychoData
+from ptychoreg.core.contract import PtychoData, load_npz
+from ptychoreg.core.dataset import intensity_scale
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.fileio import write_text
+from ptychoreg.core.model.physics import forward_amplitude, poisson_nll
 from ptychoreg.evaluation.quality import headline, remove_global_phase
+from ptychoreg.harness.runner import run_train_infer
 
 BLOCKS = 8  # the fingerprint's grid: BLOCKS x BLOCKS block means over the scanned region's bounding box
 TABLES = ("epochs", "figures", "blocks")
@@ -28,11 +34,6 @@ TABLES = ("epochs", "figures", "blocks")
 
 def true_patch_nll(data: PtychoData) -> float:
     """Mean Poisson NLL of the measured patterns when the network would predict the true patches exactly."""
-    import torch
-
-    from ptychoreg.core.dataset import intensity_scale
-    from ptychoreg.core.model.physics import forward_amplitude, poisson_nll
-
     patches = torch.from_numpy(data.patches.astype(np.complex64))
     probe = torch.from_numpy(data.probe.astype(np.complex64))
     measured = torch.from_numpy(np.asarray(data.diffraction, dtype=np.float32))
@@ -81,8 +82,6 @@ def golden_record(run_dir: str | Path, data: PtychoData, infer_dir: str | Path |
 
 
 def write_record(path: str | Path, record: dict) -> None:
-    from ptychoreg.core.fileio import write_text
-
     # NaN (no validation split) is legal here: the record is read back by Python only.
     write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
@@ -91,8 +90,6 @@ def read_record(path: str | Path) -> dict:
     record = json.loads(Path(path).read_text())
     missing = [t for t in TABLES if t not in record]
     if missing:
-        from ptychoreg.core.errors import PtychoError
-
         raise PtychoError(path, f"golden record lacks table(s) {', '.join(missing)}")
     return record
 
@@ -136,9 +133,6 @@ def deviations(records: dict[str, dict], reference: str = "reference") -> dict:
 
 def measure_spread(fixture: str, run, work: Path, log=print) -> tuple[dict, dict]:
     """Run the regression (`run`, a RecipeRun) once per SPREAD_VARIANTS entry; return (records, deviations)."""
-    from ptychoreg.core.contract import load_npz
-    from ptychoreg.harness.runner import run_train_infer
-
     data = load_npz(fixture)
     records = {}
     for name, (env, threads) in SPREAD_VARIANTS.items():

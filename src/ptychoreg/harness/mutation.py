@@ -34,8 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ptychoreg.core.config import GateSettings
+from ptychoreg.core.cli import entry_points, load_params
+from ptychoreg.core.config import GateSettings, load_section
 from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.runner import RecipeRun, project_data
+from ptychoreg.harness.runtime_gate import memory_verdict, verdict
+from ptychoreg.harness.timing import Side, interleaved
 
 CATALOGUE = "mutants"  # the patches, relative to the repository's top
 HARNESS_TESTS = "tests/test_mutation.py"
@@ -167,13 +171,9 @@ def fast_suite_failures(tree: Path, work: Path, patch: Path | None = None) -> li
 def resource_verdicts(control: Path, mutated: Path, settings: Settings) -> dict[str, dict]:
     """The runtime gate's comparison with the control as its base and the mutant as its head: the real train
     and infer commands of each tree, fresh processes, `gate.pairs` interleaved pairs (harness.timing)."""
-    from ptychoreg.harness.runner import RecipeRun
-    from ptychoreg.harness.runtime_gate import memory_verdict, verdict
-    from ptychoreg.harness.timing import Side, interleaved
-
     run = RecipeRun.of(str(control / "params.yaml"), settings.recipe)
     records = interleaved([Side("control", control), Side("mutant", mutated)], settings.gate.pairs,
-                          str(control / FIXTURE), run, log=lambda _: None)
+                          str(control / project_data(control / "params.yaml")[0]), run, log=lambda _: None)
     return {**verdict(records["control"], records["mutant"], settings.gate.max_slowdown),
             **memory_verdict(records["control"], records["mutant"], settings.gate.max_memory_growth)}
 
@@ -200,7 +200,7 @@ def run_mutants(root: Path, mutants: tuple[Mutant, ...], settings: Settings, wor
         resources = []
         if not regression and not fast:
             resources = [f"{'memory' if 'memory' in part else 'runtime'} ({part} x{r['median_ratio']:.2f} against the "
-                         f"control, limit x{r.get('limit', 1 + settings.gate.max_slowdown):.2f})"
+                         f"control, limit x{r['limit']:.2f})"
                          for part, r in resource_verdicts(control, tree, settings).items() if not r["ok"]]
         caught_by = regression + fast + resources
         results[mutant.name] = {"class": mutant.bug_class, "what": mutant.what, "caught": bool(caught_by),
@@ -248,22 +248,6 @@ def metrics(result: dict) -> dict:
 
 # ---- what runs inside a copy ---------------------------------------------------------------------------------
 
-FIXTURE = Path("tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")  # the committed one, in the copy
-
-def _train_infer(recipe: str, out: Path) -> None:
-    """What ptycho-train and ptycho-infer do for the recipe on the committed fixture, through the library."""
-    from ptychoreg.core.contract import load_npz
-    from ptychoreg.core.inference import infer_to
-    from ptychoreg.evaluation.quality import quality_report
-    from ptychoreg.core.training import train_to
-    from ptychoreg.harness.runner import RecipeRun
-
-    config = RecipeRun.of("params.yaml", recipe).config
-    data = load_npz(FIXTURE)
-    train_to(out, config, data, log=lambda _: None)
-    infer_to(out, out / "model.pt", data, config.infer, score=quality_report)
-
-
 def golden_failures(record_path: Path, golden_test: str = "tests/test_golden.py") -> list[str]:
     """The golden tables that differ, as the `check_fixture` stage's pytest check reports them."""
     with tempfile.TemporaryDirectory(prefix="ptychoreg-junit-") as scratch:
@@ -280,10 +264,13 @@ def golden_failures(record_path: Path, golden_test: str = "tests/test_golden.py"
 
 def _regression_in_tree(out: Path, recipe: str) -> list[str]:
     """The regression's checks, in the current directory's tree; the names of those that failed."""
-    from ptychoreg.core.cli import load_params
-    from ptychoreg.core.config import load_section
+    # Imported here, not at the top: this module is also the entry the copy runs (`python -m`), and numpy
+    # and torch must load after `entry_points` has set the process up.
     from ptychoreg.core.contract import load_npz
     from ptychoreg.core.fileio import file_digest
+    from ptychoreg.core.inference import infer_to
+    from ptychoreg.core.training import train_to
+    from ptychoreg.evaluation.quality import quality_report
     from ptychoreg.harness.fixture import generate, recorded_sha256
     from ptychoreg.harness.golden import golden_record, write_record
     from ptychoreg.harness.regress import ORIENTATION_TOLERANCE, orientation_error, read_run
@@ -291,6 +278,7 @@ def _regression_in_tree(out: Path, recipe: str) -> list[str]:
     failed = []
     params, source = load_params("params.yaml")
     work = out.parent
+    fixture = load_section("fixture", params, source).output  # the committed one, linked into the copy
     try:
         rebuilt = work / "fixture.npz"
         generate(params["data"]["canonical"], load_section("fixture", params, source), output=rebuilt,
@@ -300,14 +288,15 @@ def _regression_in_tree(out: Path, recipe: str) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - any failure of the generator is a catch
         failed.append(f"fixture build ({type(exc).__name__})")
     try:
-        if not orientation_error(FIXTURE) < ORIENTATION_TOLERANCE:
+        if not orientation_error(fixture) < ORIENTATION_TOLERANCE:
             failed.append("orientation")
     except Exception as exc:  # noqa: BLE001
         failed.append(f"orientation ({type(exc).__name__})")
     run_dir = work / "run"
-    try:
-        _train_infer(recipe, run_dir)
-        data = load_npz(FIXTURE)
+    try:  # what ptycho-train and ptycho-infer do for the recipe on the committed fixture, through the library
+        config, data = RecipeRun.of("params.yaml", recipe).config, load_npz(fixture)
+        train_to(run_dir, config, data, log=lambda _: None)
+        infer_to(run_dir, run_dir / "model.pt", data, config.infer, score=quality_report)
         run = read_run(run_dir, data.object.shape)
     except Exception as exc:  # noqa: BLE001 - a crash of train or infer is the regression failing
         return failed + [f"run ({type(exc).__name__}: {str(exc)[:80]})"]
@@ -329,6 +318,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from ptychoreg.core.cli import entry_points
-
     entry_points("python -m ptychoreg.harness.mutation", _main)[1]()

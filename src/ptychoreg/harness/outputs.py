@@ -14,7 +14,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import networkx as nx
 import yaml
+from dvc.exceptions import DvcException
+from dvc.repo import Repo
 
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.harness.dvc import dvc_json
@@ -36,10 +39,6 @@ class Output:
 def pipeline(root: str | Path = ".") -> tuple[list[str], list[Output]]:
     """The stages, upstream first (otherwise in dvc.yaml's order), and every output they declare, from
     DVC's own index."""
-    import networkx as nx
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
     try:
         repo_handle = Repo(str(root))
     except DvcException as exc:  # not a DVC repository, or one DVC cannot read

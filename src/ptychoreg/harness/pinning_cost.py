@@ -13,13 +13,13 @@ bytes that match every other machine.
 from __future__ import annotations
 
 import json
+import platform
 import statistics
 import tempfile
 from pathlib import Path
 
-from ptychoreg.core.cli import ArgumentParser, entry_points
-from ptychoreg.harness.quality import PHASES, train_phases
-from ptychoreg.harness.runner import RecipeRun
+from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, entry_points
+from ptychoreg.harness.runner import QUALITY_PHASES, RecipeRun, project_data, train_phases
 from ptychoreg.harness.runtime_gate import PARTS
 from ptychoreg.harness.timing import Side, interleaved, ratios, spread
 
@@ -36,7 +36,7 @@ def regression_cost(root: Path, fixture: str, regression: RecipeRun, pairs: int)
 
 def quality_epoch_cost(data: str, params: str, pairs: int, epochs: int, work: Path) -> dict:
     """Seconds per epoch of the quality recipes' two phases, pinned against native, interleaved."""
-    runs = [RecipeRun.of(params, name) for name in PHASES]
+    runs = [RecipeRun.of(params, name) for name in QUALITY_PHASES]
     per_epoch = {"pretrain": {"native": [], "pinned": []}, "refine": {"native": [], "pinned": []}}
     for i in range(pairs):
         for side, env in (("native", dict(NATIVE)), ("pinned", {})) if i % 2 == 0 else (("pinned", {}), ("native", dict(NATIVE))):
@@ -51,25 +51,26 @@ def quality_epoch_cost(data: str, params: str, pairs: int, epochs: int, work: Pa
 
 def _main(argv: list[str] | None) -> int:
     p = ArgumentParser(prog="python -m ptychoreg.harness.pinning_cost", description=__doc__)
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--fixture", default="tests/fixtures/pytorch_integration/minimal_dataset_v1.npz")
-    p.add_argument("--data", default="data/canonical/ptycho_sim_1087.npz")
+    p.add_argument("--params", default=PROJECT_PARAMS)
+    p.add_argument("--fixture", help="default: the params file's fixture.output")
+    p.add_argument("--data", help="default: the params file's data.canonical")
     p.add_argument("--pairs", type=int, default=5)
     p.add_argument("--quality-pairs", type=int, default=2)
     p.add_argument("--quality-epochs", type=int, default=3)
     p.add_argument("--out", default="metrics/pinning_cost.json")
     args = p.parse_args(argv)
-    import platform
-
-    from ptychoreg.core.fileio import write_json
+    # numpy only now: this module is an entry, and numpy loads after `entry_points` has set the process up.
     from numpy._core._multiarray_umath import __cpu_features__ as cpu_features
 
+    from ptychoreg.core.fileio import write_json
+
+    fixture, canonical = project_data(args.params)
     regression = RecipeRun.of(args.params, "regression")
     with tempfile.TemporaryDirectory(prefix="ptycho-pinning-") as work:
         result = {
             "machine": {"cpu": platform.processor() or platform.machine(), "avx512f": bool(cpu_features.get("AVX512F"))},
-            "regression": regression_cost(Path(".").resolve(), str(Path(args.fixture).resolve()), regression, args.pairs),
-            "quality_epochs": quality_epoch_cost(args.data, args.params, args.quality_pairs, args.quality_epochs, Path(work)),
+            "regression": regression_cost(Path(".").resolve(), str(Path(args.fixture or fixture).resolve()), regression, args.pairs),
+            "quality_epochs": quality_epoch_cost(args.data or canonical, args.params, args.quality_pairs, args.quality_epochs, Path(work)),
         }
     write_json(args.out, result)
     for name, parts in (("regression", result["regression"]), ("quality epoch", result["quality_epochs"])):

@@ -1,4 +1,5 @@
-"""Dataset profile (seed B1.A): the numbers that characterise a dataset, cross-checked against the seed plan."""
+"""Dataset profile: the numbers that characterise a dataset, cross-checked against the seed plan's facts
+(docs/design/data-contract.md; params.yaml `profile.expect`)."""
 
 from __future__ import annotations
 

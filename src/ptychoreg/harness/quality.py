@@ -5,11 +5,11 @@ In the pipeline this is three cached stages: `quality_pretrain` and `quality_ref
 runs of the recipes of those names (single patterns, then groups under the overlap constraint from the
 first model: from scratch the grouped objective sticks at a flat object; warm-started it improves on the
 first phase, docs/quality-experiments.md), and `quality` scores the refined model (`score_quality`), so an
-edit of the scoring reruns only the scoring. `train_phases` runs both phases outside DVC (the budget
-curve, the pinning cost).
+edit of the scoring reruns only the scoring. `runner.train_phases` runs both phases outside DVC (the
+pinning cost, the tests).
 
 The short regression on the fixture cannot learn past a nearly flat object in two epochs; this stage
-is where a collapsed or degraded reconstruction (the peer's flat 0.2785 amplitude) fails the pipeline.
+is where a collapsed reconstruction (a flat object) or a degraded one fails the pipeline.
 """
 
 from __future__ import annotations
@@ -19,26 +19,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ptychoreg.core.config import QualitySettings
+from ptychoreg.core.config import Config, QualitySettings
+from ptychoreg.core.contract import load_npz
 from ptychoreg.core.errors import PtychoError
-from ptychoreg.harness.runner import RecipeRun, run_train, staged_output_dir
-
-PHASES = ("quality_pretrain", "quality_refine")  # the recipes, in order; each starts from the one before
-
-
-def train_phases(data: str, out: Path, runs: list[RecipeRun], epochs: list[int] | None = None, env: dict | None = None,
-                 echo: bool = True) -> list[tuple[Path, Path]]:
-    """Train each recipe of `runs` into `out`/<recipe>, each from the one before (`epochs`: each phase's
-    --max-epochs instead of its recipe's). Returns (run folder, timings file) per phase."""
-    phases, previous = [], None
-    for i, run in enumerate(runs):
-        folder, logs = out / run.recipe, out / f"{run.recipe}-logs"
-        extra = ["--init-model", str(previous / "model.pt")] if previous else []
-        extra += ["--max-epochs", str(epochs[i])] if epochs else []
-        record = run_train(data, folder, run, extra, echo=echo, env=env, logs=logs)
-        phases.append((folder, record.timings))
-        previous = folder
-    return phases
+from ptychoreg.core.inference import infer_to
+from ptychoreg.core.model.bundle import load_bundle
+from ptychoreg.core.phases import own_peak_rss_mb
+from ptychoreg.evaluation.quality import headline, quality_report
+from ptychoreg.harness.runner import staged_output_dir
 
 
 def score_quality(data_path: str, phases: list[Path], settings: QualitySettings, out: Path,
@@ -48,12 +36,6 @@ def score_quality(data_path: str, phases: list[Path], settings: QualitySettings,
     a result failing its checks raises (the stage's gate) and its outputs are kept in `out`.failed;
     without, the checks are only recorded (a budget curve)."""
     started = time.perf_counter()
-    from ptychoreg.core.config import Config
-    from ptychoreg.core.contract import load_npz
-    from ptychoreg.core.inference import infer_to
-    from ptychoreg.evaluation.quality import quality_report
-    from ptychoreg.core.phases import own_peak_rss_mb
-
     model = phases[-1] / "model.pt"
     config = Config.model_validate(_bundle_config(model))
     data = load_npz(data_path)
@@ -72,8 +54,6 @@ def score_quality(data_path: str, phases: list[Path], settings: QualitySettings,
 
 
 def _bundle_config(model: Path) -> dict:
-    from ptychoreg.core.model.bundle import load_bundle
-
     return load_bundle(model).config
 
 
@@ -109,8 +89,6 @@ def timing(phase_timings: list[Path], phases: list[dict], score: dict) -> dict:
 
 
 def _metrics(data: str, settings: QualitySettings, phases: list[dict], report: dict, patterns: int) -> dict:
-    from ptychoreg.evaluation.quality import headline  # numpy: not while the stage only drives subprocesses
-
     figures = headline(report)
     quality, baseline = figures["quality"], figures["baseline_flat"]
     checks = {f"{part}_ssim_above_floor": quality[part]["ssim"] >= floor for part, floor in settings.floors().items()}

@@ -8,7 +8,8 @@ dvc.yaml and a table in the report.
 
 from __future__ import annotations
 
-PHASE_RECIPES = ("quality_pretrain", "quality_refine")
+from ptychoreg.harness.runner import QUALITY_PHASES
+
 PREFIX = "budget-x"
 
 
@@ -26,7 +27,7 @@ def scaled_epochs(full: list[int], scale: float) -> list[int]:
 def queue_args(full: list[int], scale: float) -> list[str]:
     """`dvc exp run --queue` arguments for one budget: both phases' epochs scaled, the quality checks recorded
     but not enforced (a small budget may score low: that is what the curve shows)."""
-    sets = [f"recipes.{recipe}.train.max_epochs={epochs}" for recipe, epochs in zip(PHASE_RECIPES, scaled_epochs(full, scale))]
+    sets = [f"recipes.{recipe}.train.max_epochs={epochs}" for recipe, epochs in zip(QUALITY_PHASES, scaled_epochs(full, scale))]
     sets.append("quality.enforce=false")
     return ["exp", "run", "--queue", "quality", "-n", experiment_name(scale), *(a for s in sets for a in ("-S", s))]
 
@@ -44,7 +45,7 @@ def points(shown: list[dict]) -> list[dict]:
             q = metrics["metrics/quality.json"]["data"]["quality"]
             found.append({
                 "scale": float(name[len(PREFIX):]),
-                "epochs": [recipes[recipe]["train"]["max_epochs"] for recipe in PHASE_RECIPES],  # as queued
+                "epochs": [recipes[recipe]["train"]["max_epochs"] for recipe in QUALITY_PHASES],  # as queued
                 "train_s": round(metrics["metrics/quality_timing.json"]["data"]["train_s"], 1),
                 "amplitude_ssim": round(q["amplitude"]["ssim"], 4),
                 "phase_ssim": round(q["phase"]["ssim"], 4),

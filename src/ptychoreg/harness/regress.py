@@ -1,4 +1,4 @@
-"""The train-to-infer regression on the fixture (seed B3.B).
+"""The train-to-infer regression on the fixture.
 
 Runs the real `train` and `infer` CLIs several times on the fixture, times them beside a fixed
 calibration workload, and checks that the result is real: determinism across repeats (on this machine),
@@ -15,6 +15,7 @@ import json
 import platform
 import statistics
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
 
@@ -115,13 +116,11 @@ def run_regression(
     normalised = {name: spread([r[f"{name}_s"] / c for r, c in zip(records, calibration_s)])
                   for name in ("train", "infer", "total")}
 
-    import torch
-
     per_repeat = [{"repeat": n + 1, **{k: r[k] for k in ("train_s", "infer_s", "total_s")}, "calibration_s": c}
                   for n, (r, c) in enumerate(zip(records, calibration_s))]
     return {
         "settings": {**settings.model_dump(), "recipe": run.recipe, **run.config.model_dump()},
-        "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
+        "environment": {"torch": version("torch"), "python": platform.python_version(),
                         "machine": platform.machine(), "threads": run.config.train.threads},
         "fixture_sha256": expected_sha256,
         # Wall and CPU seconds and each command's own peak memory (os.wait4), with their spread over the

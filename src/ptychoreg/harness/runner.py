@@ -13,6 +13,7 @@ reports the command's own wait4 peak. This works for any revision's CLIs, as the
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ptychoreg.core import numerics
+from ptychoreg.core.cli import PROJECT_PARAMS, load_params
+from ptychoreg.core.config import Config, load_section, resolve_recipe
 from ptychoreg.core.errors import PtychoError
 
 
@@ -39,8 +43,6 @@ class RunRecord:
 def cpu_env(threads: int, extra: dict | None = None) -> dict:
     """The child's environment: pinned numerics unless `extra` opts out (PTYCHOREG_NUMERICS=native, then
     `extra`'s own caps apply), pinned threads, CUDA hidden."""
-    from ptychoreg.core import numerics
-
     extra = extra or {}
     env = numerics.env(native=numerics.native_requested(extra), extra=extra)
     env.update({
@@ -68,7 +70,7 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = 
     """Run `python -m <module> args` with its output in `log` (and on our stdout when `echo`, for long runs
     a person watches), `env` added to the environment; raise PtychoError with the log's last line on
     failure. With `timings`, the command writes its phases there (--timings-out). Modules are named in
-    full, so the import graph (harness.deps) sees what runs."""
+    full, so the import graph (tests/stage_code.py) sees what runs."""
     command = module.rsplit(".", 1)[-1]
     log.parent.mkdir(parents=True, exist_ok=True)
     peak_file = log.with_name(log.name + ".peak")
@@ -101,14 +103,11 @@ class RecipeRun:
     children's environment)."""
     params: str | None
     recipe: str | None
-    config: object  # ptychoreg.core.config.Config
+    config: Config
     flags: tuple = ()  # flags both CLIs take on top (with_threads)
 
     @classmethod
     def of(cls, params_path: str | None, recipe: str | None) -> "RecipeRun":
-        from ptychoreg.core.cli import load_params
-        from ptychoreg.core.config import resolve_recipe
-
         params, source = load_params(params_path)
         return cls(params_path, recipe, resolve_recipe(params, recipe, source))
 
@@ -151,11 +150,33 @@ def run_train_infer(data: str, out: Path, run: RecipeRun, train_extra: tuple | l
     return train, infer
 
 
+def project_data(params_path: str | os.PathLike = PROJECT_PARAMS) -> tuple[str, str]:
+    """(the fixture, the canonical dataset) as the params file names them (`fixture.output`, `data.canonical`)."""
+    params, source = load_params(str(params_path))
+    return load_section("fixture", params, source).output, load_section("data", params, source).canonical
+
+
+QUALITY_PHASES = ("quality_pretrain", "quality_refine")  # the quality stage's recipes; each starts from the one before
+
+
+def train_phases(data: str, out: Path, runs: list[RecipeRun], epochs: list[int] | None = None, env: dict | None = None,
+                 echo: bool = True) -> list[tuple[Path, Path]]:
+    """Train each recipe of `runs` into `out`/<recipe>, each from the one before (`epochs`: each phase's
+    --max-epochs instead of its recipe's), as the quality stages do. Returns (run folder, timings file) per phase."""
+    phases, previous = [], None
+    for i, run in enumerate(runs):
+        folder, logs = out / run.recipe, out / f"{run.recipe}-logs"
+        extra = ["--init-model", str(previous / "model.pt")] if previous else []
+        extra += ["--max-epochs", str(epochs[i])] if epochs else []
+        record = run_train(data, folder, run, extra, echo=echo, env=env, logs=logs)
+        phases.append((folder, record.timings))
+        previous = folder
+    return phases
+
+
 def read_timings(record: RunRecord) -> dict:
     """The timings file a train or infer run wrote (`phases`: wall seconds of each phase; train adds
     `epoch_seconds`)."""
-    import json
-
     if record.timings is None or not record.timings.is_file():
         raise PtychoError(record.timings or record.log, "no timings file: the command did not finish")
     return json.loads(record.timings.read_text())

@@ -61,40 +61,31 @@ def accepted_slowdown(repo: Path = Path(".")) -> str | None:
     return None
 
 
+def _judged(base: list[dict], head: list[dict], key: str, unit: str, limit: float) -> dict:
+    values = ratios(base, head, (key,))[key]
+    median = statistics.median(values)
+    return {"median_ratio": median, "min_ratio": min(values), "max_ratio": max(values),
+            f"base_median_{unit}": statistics.median(b[key] for b in base),
+            f"head_median_{unit}": statistics.median(h[key] for h in head), "limit": limit, "ok": median <= limit}
+
+
 def verdict(base: list[dict], head: list[dict], max_slowdown: float) -> dict:
-    """Median pairwise ratio head / base per part, and whether each stays within the limit."""
-    out = {}
-    for part in PARTS:
-        values = ratios(base, head, (f"{part}_s",))[f"{part}_s"]
-        median = statistics.median(values)
-        out[part] = {"median_ratio": median, "min_ratio": min(values), "max_ratio": max(values),
-                     "base_median_s": statistics.median(b[f"{part}_s"] for b in base),
-                     "head_median_s": statistics.median(h[f"{part}_s"] for h in head),
-                     "ok": median <= 1 + max_slowdown}
-    return out
+    """Median pairwise ratio head / base of each part's seconds, its range, and whether it stays within the limit."""
+    return {part: _judged(base, head, f"{part}_s", "s", 1 + max_slowdown) for part in PARTS}
 
 
 def memory_verdict(base: list[dict], head: list[dict], max_growth: float) -> dict:
-    """Median pairwise ratio head / base of each command's peak RSS, and whether it stays within the limit."""
-    out = {}
-    for part in MEMORY_PARTS:
-        key = f"{part}_rss_mb"
-        values = ratios(base, head, (key,))[key]
-        median = statistics.median(values)
-        out[f"{part} memory"] = {"median_ratio": median, "min_ratio": min(values), "max_ratio": max(values),
-                                 "base_median_mb": statistics.median(b[key] for b in base),
-                                 "head_median_mb": statistics.median(h[key] for h in head),
-                                 "limit": 1 + max_growth, "ok": median <= 1 + max_growth}
-    return out
+    """The same for each command's peak RSS."""
+    return {f"{part} memory": _judged(base, head, f"{part}_rss_mb", "mb", 1 + max_growth) for part in MEMORY_PARTS}
 
 
-def format_verdict(result: dict, max_slowdown: float) -> str:
+def format_verdict(result: dict) -> str:
     rows = [("part", "base", "head", "head/base (median)", "range", "limit", "status")]
     for part, r in result.items():
-        unit, value = ("MB", "{:.0f} MB") if "base_median_mb" in r else ("s", "{:.2f} s")
-        rows.append((part, value.format(r[f"base_median_{unit.lower()}"]), value.format(r[f"head_median_{unit.lower()}"]),
+        unit, value = ("mb", "{:.0f} MB") if "base_median_mb" in r else ("s", "{:.2f} s")
+        rows.append((part, value.format(r[f"base_median_{unit}"]), value.format(r[f"head_median_{unit}"]),
                      f"{r['median_ratio']:.3f}", f"{r['min_ratio']:.3f}-{r['max_ratio']:.3f}",
-                     f"<= {r.get('limit', 1 + max_slowdown):.2f}", "ok" if r["ok"] else "FAIL"))
+                     f"<= {r['limit']:.2f}", "ok" if r["ok"] else "FAIL"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 

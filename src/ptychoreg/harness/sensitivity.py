@@ -1,4 +1,4 @@
-"""Runtime sensitivity (seed B1.B): how wall time and artifact sizes scale with epochs and images.
+"""Runtime sensitivity: how wall time and artifact sizes scale with epochs and images.
 
 A grid max_epochs x n_images of real train + infer runs on the canonical dataset, CPU only; dvc.yaml's
 `sensitivity` stage is a DVC matrix, one cached cell per combination. The largest n_images (every

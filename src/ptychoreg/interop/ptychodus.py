@@ -8,8 +8,14 @@ import json
 import math
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
+
+from ptychoreg.core.contract import load_npz
+from ptychoreg.core.errors import PtychoError
+from ptychoreg.core.fileio import refuse_overlap, write_npz
+from ptychoreg.core.model.bundle import load_bundle
 
 # Our data carry no physical units (positions are object pixels), Ptychodus wants metres: these nominal
 # values are used unless the dataset's metadata or the caller gives real ones, and the product's comments
@@ -54,8 +60,6 @@ def ptychodus_product(obj: np.ndarray, probe: np.ndarray, xcoords: np.ndarray, y
 
 def _training_losses(path) -> tuple[list[float], str]:
     """The training loss per epoch and the loss's name from a run's history.json, or one PtychoError."""
-    from ptychoreg.core.errors import PtychoError
-
     try:
         history = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -74,13 +78,6 @@ def _training_losses(path) -> tuple[list[float], str]:
 def export_run(run_dir, data_path: str, output, name: str | None = None, **units: float | None) -> dict:
     """Write a train + infer run folder (reconstruction.npz, model.pt, history.json) on `data_path` as a
     Ptychodus NPZ product at `output` (atomically); returns what was written, arrays summarised."""
-    from pathlib import Path
-
-    from ptychoreg.core.contract import load_npz
-    from ptychoreg.core.errors import PtychoError
-    from ptychoreg.core.fileio import refuse_overlap, write_npz
-    from ptychoreg.core.model.bundle import load_bundle
-
     run_dir = Path(run_dir)
     for needed in ("reconstruction.npz", "model.pt", "history.json"):
         if not (run_dir / needed).is_file():

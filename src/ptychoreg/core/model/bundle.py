@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ptychoreg.core import __version__
+from ptychoreg.core import __version__, numerics
 from ptychoreg.core.config import Config, validated
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.core.fileio import write_bytes
@@ -43,8 +43,6 @@ class Bundle:
 def versions() -> dict:
     """What produced a bundle. Only facts that are the same on every machine of the pinned set, so the
     bundle's bytes are too: the interpreter as major.minor (a patch release changes no numbers)."""
-    from ptychoreg.core import numerics
-
     return {
         "ptychoreg": __version__,
         "torch": str(torch.__version__),

@@ -32,6 +32,9 @@ import math
 import torch
 from torch import nn
 
+from ptychoreg.core.geometry import stitch_window
+from ptychoreg.core.model.physics import merge_group
+
 
 def _double_conv(c_in: int, c_out: int) -> list[nn.Module]:
     return [
@@ -112,16 +115,12 @@ class PtychoNet(nn.Module):
 def prediction_window(model: PtychoNet) -> torch.Tensor:
     """(N, N) weight of each pixel of a prediction when group members are merged: the stitcher's Hann
     window over the block the network predicts, zero outside."""
-    from ptychoreg.core.geometry import stitch_window
-
     pad = (model.size - model.predicted_size) // 2
     return nn.functional.pad(torch.from_numpy(stitch_window(model.predicted_size).astype("float32")), (pad, pad, pad, pad))
 
 
 def predict_patches(model: PtychoNet, inputs: torch.Tensor, offsets: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """Complex object patches for a batch of groups; with gridsize > 1 the members are made consistent."""
-    from ptychoreg.core.model.physics import merge_group
-
     patches = model(inputs)
     if patches.shape[1] > 1:
         patches = merge_group(patches, offsets, window)

@@ -1,5 +1,5 @@
-"""Which of our source files a command imports: the code a DVC stage running it depends on.
-dvc.yaml declares code as directories (tests/test_deps.py checks each stage's closure lies inside them).
+"""Which of our source files a command imports: the code a DVC stage running it depends on (test_deps.py
+checks that each stage's closure lies inside the directories dvc.yaml declares).
 
 Static: every `import ptychoreg...` / `from ptychoreg... import` in a module, at any depth (the CLIs import
 lazily inside functions), followed transitively, with each package's `__init__.py`. A string constant
