@@ -38,8 +38,8 @@ from ptychoreg.core.cli import entry_points, load_params
 from ptychoreg.core.config import GateSettings, load_section
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.harness.runner import RecipeRun, project_data
-from ptychoreg.harness.runtime_gate import memory_verdict, verdict
-from ptychoreg.harness.timing import Side, interleaved
+from ptychoreg.harness.runtime_gate import compare
+from ptychoreg.harness.timing import Side
 
 CATALOGUE = "mutants"  # the patches, relative to the repository's top
 HARNESS_TESTS = "tests/test_mutation.py"
@@ -171,11 +171,9 @@ def fast_suite_failures(tree: Path, work: Path, patch: Path | None = None) -> li
 def resource_verdicts(control: Path, mutated: Path, settings: Settings) -> dict[str, dict]:
     """The runtime gate's comparison with the control as its base and the mutant as its head: the real train
     and infer commands of each tree, fresh processes, `gate.pairs` interleaved pairs (harness.timing)."""
-    run = RecipeRun.of(str(control / "params.yaml"), settings.recipe)
-    records = interleaved([Side("control", control), Side("mutant", mutated)], settings.gate.pairs,
-                          str(control / project_data(control / "params.yaml")[0]), run, log=lambda _: None)
-    return {**verdict(records["control"], records["mutant"], settings.gate.max_slowdown),
-            **memory_verdict(records["control"], records["mutant"], settings.gate.max_memory_growth)}
+    params = control / "params.yaml"
+    return compare(Side("control", control), Side("mutant", mutated), str(control / project_data(params)[0]),
+                   RecipeRun.of(str(params), settings.recipe), settings.gate, log=lambda _: None)
 
 
 def run_mutants(root: Path, mutants: tuple[Mutant, ...], settings: Settings, work: Path,

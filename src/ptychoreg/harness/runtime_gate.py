@@ -90,6 +90,15 @@ def format_verdict(result: dict) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
+def compare(base: Side, head: Side, fixture: str, regression: RecipeRun, gate: GateSettings,
+            log: Callable[[str], None] = print) -> dict:
+    """`gate.pairs` interleaved runs of each side (harness.timing); the verdict per part, time then memory,
+    of `head` against `base`. The gate's comparison, and the mutation stage's resource check."""
+    times = interleaved([base, head], gate.pairs, fixture, regression, log)
+    return {**verdict(times[base.name], times[head.name], gate.max_slowdown),
+            **memory_verdict(times[base.name], times[head.name], gate.max_memory_growth)}
+
+
 def run_gate(fixture: str, regression: RecipeRun, gate: GateSettings, head: Path = Path("."),
              log: Callable[[str], None] = print) -> tuple[dict, dict]:
     """Time the working tree at `head` against `gate.base`; return the verdict per part (time, then memory)
@@ -97,11 +106,10 @@ def run_gate(fixture: str, regression: RecipeRun, gate: GateSettings, head: Path
     with worktree(gate.base, head) as base_root:
         log(f"runtime gate: {gate.base} ({base_root.name}) against the working tree, {gate.pairs} interleaved pairs")
         with observe() as load:
-            times = interleaved([Side("base", base_root), Side("head", head.resolve())], gate.pairs,
-                                str(Path(fixture).resolve()), regression, log)
+            result = compare(Side("base", base_root), Side("head", head.resolve()), str(Path(fixture).resolve()),
+                             regression, gate, log)
     log(f"runtime gate: {load.describe()}")
-    return {**verdict(times["base"], times["head"], gate.max_slowdown),
-            **memory_verdict(times["base"], times["head"], gate.max_memory_growth)}, load.record()
+    return result, load.record()
 
 
 # ---- the gate's own error rates ---------------------------------------------------------------------
