@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ptychoreg.core.errors import PtychoError
-from ptychoreg.core.fileio import atomic_path, file_digest, npz_bytes, sha256_array, write_json, write_npz, write_text
+from ptychoreg.core.fileio import (atomic_path, file_digest, npz_bytes, sha256_array, staged_outputs, write_json,
+                                   write_npz, write_text)
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -18,6 +19,21 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
             raise RuntimeError("killed")
     assert target.read_text() == "good"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+@pytest.mark.parametrize("keep_failed", [False, True])
+def test_a_failed_staged_folder_leaves_the_previous_one_and_is_kept_only_when_asked(tmp_path, keep_failed):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "result.txt").write_text("previous")
+    with pytest.raises(RuntimeError):
+        with staged_outputs(out, ("result.txt",), keep_failed=keep_failed) as staged:
+            (staged.folder / "result.txt").write_text("rejected")
+            raise RuntimeError("the check failed")
+    assert (out / "result.txt").read_text() == "previous"
+    assert sorted(os.listdir(tmp_path)) == (["run", "run.failed"] if keep_failed else ["run"])
+    if keep_failed:
+        assert (tmp_path / "run.failed" / "result.txt").read_text() == "rejected"
 
 
 def test_npz_bytes_are_deterministic_and_loadable(tmp_path):

@@ -39,7 +39,7 @@ def test_patches_are_the_object_at_the_positions(fixture):
 
 
 def test_subset_is_the_canonical_subset(fixture, sidecar):
-    """The peer's generator paired the first n patterns with the coordinates of another subset."""
+    """PtychoPINN's generator paired the first n patterns with the coordinates of another subset."""
     canonical = load_npz(CANONICAL)
     idx = np.array(sidecar["subset"]["indices"])
     np.testing.assert_array_equal(fixture.diffraction, canonical.diffraction[idx].astype(np.float32))

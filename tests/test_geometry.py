@@ -45,7 +45,7 @@ def test_stitching_truth_reproduces_object(synthetic):
 
 
 def test_mirrored_or_transposed_stitching_is_detected(synthetic):
-    """The check the peer lacked: flipping the patches or swapping the axes must break agreement."""
+    """The check PtychoPINN lacked: flipping the patches or swapping the axes must break agreement."""
     data = load_npz(synthetic(n=36, size=16))
     patches = extract_patches(data.object, data.ycoords, data.xcoords, 16)
     truth_error = lambda p, y, x: np.abs(

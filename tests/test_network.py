@@ -87,7 +87,7 @@ def test_the_layout_options_build_what_they_name():
     assert [type(m).__name__ for m in subpixel.phase][-1] == "PixelShuffle"
 
 
-def test_the_default_layout_is_the_peers_and_keeps_its_weights():
+def test_the_default_layout_is_ptychopinns_and_keeps_its_weights():
     # Bundles written before the layout options load unchanged: same names and shapes, same initialisation.
     torch.manual_seed(0)
     named = PtychoNet(size=32, width=4, heads="separate", upsampling="nearest").state_dict()

@@ -38,7 +38,7 @@ def test_the_check_catches_transpose_mirror_and_rounding(fixture_path):
     data = load_npz(fixture_path)
     transposed = _correlations(_forward(data), np.ascontiguousarray(data.diffraction.transpose(0, 2, 1)))
     mirrored = _correlations(_forward(data, patches=np.ascontiguousarray(data.patches[:, ::-1])), data.diffraction)
-    rounded = _correlations(_forward(data), np.round(data.diffraction))  # the peer's integer loader
+    rounded = _correlations(_forward(data), np.round(data.diffraction))  # PtychoPINN's integer loader
     for corr in (transposed, mirrored, rounded):
         assert corr.min() < MIN_CORRELATION
 

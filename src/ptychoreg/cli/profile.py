@@ -1,4 +1,4 @@
-"""ptycho-profile: profile a dataset and cross-check it against the seed plan (params.yaml profile.expect).
+"""ptycho-profile: profile a dataset and cross-check it against the data contract (params.yaml profile.expect).
 
 Writes --metrics-out (JSON) and --report (markdown). A failed cross-check exits non-zero and leaves
 the previous outputs in place.

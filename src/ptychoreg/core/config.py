@@ -8,7 +8,7 @@ recipe given with --params FILE --recipe NAME (never an implicit ./params.yaml),
 which are derived from these fields. The other sections configure the harness's stages: they have no
 default here, since params.yaml is where the project states them (a missing one is refused by name).
 
-The peer's flat legacy dict (`N`, `gridsize`, `nepochs`, ...) exists here only as a view derived from
+PtychoPINN's flat legacy dict (`N`, `gridsize`, `nepochs`, ...) exists here only as a view derived from
 this config (`legacy_view`) and saved in the model bundle, never as a second source of truth.
 """
 
@@ -113,9 +113,9 @@ def validated(cls: type[BaseModel], values, where: str, section: str):
 class ModelConfig(Section):
     width: Positive = knob(32, "channels of the first encoder block (the network has about 120 * width^2 weights)")
     gridsize: Gridsize = knob(1, "patterns per group = gridsize^2")
-    probe_big: bool = knob(True, "predict the whole N x N patch (true) or only its centre N/2 (the peer's default)")
+    probe_big: bool = knob(True, "predict the whole N x N patch (true) or only its centre N/2 (PtychoPINN's default)")
     heads: Literal["separate", "shared"] = knob(
-        "separate", "separate: one decoder each for amplitude and phase (the peer's); shared: one decoder, two outputs")
+        "separate", "separate: one decoder each for amplitude and phase (PtychoPINN's); shared: one decoder, two outputs")
     upsampling: Literal["nearest", "subpixel"] = knob(
         "nearest", "last doubling of resolution: nearest (upsample, then a double conv at full resolution) or "
                    "subpixel (a conv at half resolution rearranged by PixelShuffle)")
@@ -165,7 +165,7 @@ class DataConfig(Section):
 
 
 class ProfileConfig(Section):
-    expect: dict[str, str | int] = setting("the seed plan's numbers; the profile stage fails if the canonical file disagrees")
+    expect: dict[str, str | int] = setting("the data contract's numbers; the profile stage fails if the canonical file disagrees")
 
 
 class FixtureSpec(Section):
@@ -173,7 +173,7 @@ class FixtureSpec(Section):
     strategy: Literal["stratified", "first"] = setting("evenly spaced over the scan order; 'first' = the first n")
     output: str = setting("the fixture file")
     sidecar: str | None = setting("its JSON sidecar; null: beside the output, with .json")
-    min_unique_positions: int = setting("the seed plan's floor", ge=2)
+    min_unique_positions: int = setting("the data contract's floor", ge=2)
     min_subset: Positive = setting("smallest subset accepted")
     gridsize: Positive = setting("the fixture must form gridsize^2 groups of overlapping patterns")
     diffraction_dtype: Literal["float32", "float64"] = setting("dtype of the stored patterns")
@@ -296,7 +296,7 @@ def resolve_recipe(params: dict | None, name: str | None, where: str = "params.y
 
 # ---- CLI flags, derived from the fields ------------------------------------------------------------------
 
-# Flags kept for the peer's scripts: --nepochs, --n_images (same meaning as --n-groups), --lr.
+# Flags kept for PtychoPINN's scripts: --nepochs, --n_images (same meaning as --n-groups), --lr.
 FLAG_ALIASES = {"max_epochs": ["--nepochs"], "n_groups": ["--n_groups", "--n-images", "--n_images"],
                 "learning_rate": ["--lr"]}
 
@@ -400,7 +400,8 @@ def read_params(path: str | os.PathLike) -> dict:
 
 
 def legacy_view(config: Config, size: int, nphotons: float, intensity_scale: float, n_groups: int) -> dict:
-    """The peer's flat dict, derived from the config and the data (CONFIG-001). Saved in the bundle."""
+    """PtychoPINN's flat dict, derived from the config and the data (docs/design/physics-and-model.md,
+    "Config and the legacy bridge"). Saved in the bundle."""
     channels = config.model.gridsize ** 2
     return {
         "N": size,

@@ -197,7 +197,12 @@ class StagedOutputs:
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, target)
 
-    def discard(self) -> None:
+    def discard(self, keep: bool = False) -> None:
+        """Remove what was staged; with `keep`, the staged folder becomes `<folder>.failed` instead."""
+        if keep:
+            failed = self.target.with_name(self.target.name + ".failed")
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(self.folder, failed)
         shutil.rmtree(self.folder, ignore_errors=True)
         for tmp in self.files.values():
             with contextlib.suppress(OSError):
@@ -206,10 +211,11 @@ class StagedOutputs:
 
 @contextlib.contextmanager
 def staged_outputs(folder: str | os.PathLike, writes: tuple[str, ...], inputs: list = (),
-                   files: list = ()) -> Iterator[StagedOutputs]:
+                   files: list = (), keep_failed: bool = False) -> Iterator[StagedOutputs]:
     """Write a command's outputs (the files `writes` in `folder`, and `files` beside it) under temporary
     names; move them into place only when the block succeeds, so any failure leaves the previous folder and
-    files byte-identical. An output that is one of `inputs` is refused first."""
+    files byte-identical (with `keep_failed`, what the failed block wrote is kept as `<folder>.failed` for a
+    look). An output that is one of `inputs` is refused first."""
     target = Path(folder)
     refuse_overlap([target, *(target / name for name in writes), *files], list(inputs))
     if target.exists() and not target.is_dir():
@@ -226,5 +232,5 @@ def staged_outputs(folder: str | os.PathLike, writes: tuple[str, ...], inputs: l
         yield staged
         staged.commit()
     except BaseException:
-        staged.discard()
+        staged.discard(keep=keep_failed)
         raise

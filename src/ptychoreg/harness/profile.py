@@ -1,5 +1,5 @@
-"""Dataset profile: the numbers that characterise a dataset, cross-checked against the seed plan's facts
-(docs/design/data-contract.md; params.yaml `profile.expect`)."""
+"""Dataset profile: the numbers that characterise a dataset, cross-checked against the facts
+the data contract fixes (docs/design/data-contract.md; params.yaml `profile.expect`)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def profile_dataset(path: str | Path, layout: str | None = None) -> dict:
 
 
 def cross_check(profile: dict, expect: dict) -> list[dict]:
-    """Rows (check, expected, observed, ok) comparing the profile with the seed plan's numbers."""
+    """Rows (check, expected, observed, ok) comparing the profile with the data contract's numbers."""
     rows = []
     for key, expected in expect.items():
         observed = profile.get(key)
@@ -70,7 +70,7 @@ def report_markdown(profile: dict, rows: list[dict]) -> str:
         f"{profile['unique_positions']} unique positions",
         f"- object: {profile['object_shape']}; probe energy {profile['probe_energy']:.6f}",
         "",
-        "## Cross-check against the data contract and the seed plan",
+        "## Cross-check against the data contract",
         "",
         "| check | expected | observed | ok |",
         "| --- | --- | --- | --- |",

@@ -172,7 +172,7 @@ def regression_report(regression: dict, cells: list[dict], quality: dict, refere
         f"| loss (first -> last epoch) | {regression['loss']['first']:.4g} -> {regression['loss']['last']:.4g} |",
         f"| stitcher orientation error | {regression['orientation_max_error']:.2e} |",
         "",
-        "Limits: the seed plan's 45 s; our aim a median under 8 s with a CV of at most 10 %. Wall time",
+        "Limits: the data contract's 45 s; our aim a median under 8 s with a CV of at most 10 %. Wall time",
         "includes each CLI's start-up (interpreter, imports) and exit.",
         "",
     ]

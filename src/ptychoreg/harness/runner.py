@@ -12,17 +12,13 @@ reports the command's own wait4 peak. This works for any revision's CLIs, as the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ptychoreg.core import numerics
 from ptychoreg.core.cli import PROJECT_PARAMS, load_params
@@ -204,23 +200,3 @@ def run_calibration(log: Path) -> RunRecord:
 
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
-
-
-@contextlib.contextmanager
-def staged_output_dir(out: Path) -> Iterator[Path]:
-    """A scratch folder beside `out`: on success it replaces `out`; on failure `out` is left as it was
-    and the scratch folder is kept as `<out>.failed` for inspection."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        yield work
-    except BaseException:
-        failed = out.with_name(out.name + ".failed")
-        shutil.rmtree(failed, ignore_errors=True)
-        shutil.move(str(work), failed)
-        raise
-    else:
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -6,7 +6,7 @@ runs the same train + infer regression (the `regress` settings of the working tr
 code, interleaved A B B A A B ... (harness.timing), and judges the median of the pairwise ratios head / base
 for train, infer and total. Noise that moves both sides of a pair alike (another process, a CPU clock change)
 cancels in the ratio. Each run's peak memory (the child's own peak RSS) is judged the same way: memory
-repeats to within 1 % where time varies by several, so its limit is much tighter.
+repeats far more closely than time (the regress stage's spreads), so its limit is much tighter.
 """
 
 from __future__ import annotations

@@ -2,14 +2,14 @@
 
 Encoder: three blocks of two 3x3 conv + ReLU and a 2x2 max-pool (w, 2w, 4w channels). Two decoders
 (amplitude, phase) upsample twice and predict the central N/2 x N/2 of the patch, zero-padded to N
-(the peer's design for a small probe); with `probe_big` they upsample a third time and predict the
+(PtychoPINN's design for a small probe); with `probe_big` they upsample a third time and predict the
 whole N x N patch, for probes with real energy outside the centre. The canonical probe has such energy
 (docs/quality-experiments.md), so `probe_big` is our default.
 The amplitude head is a sigmoid: bounded on both sides, so it cannot collapse to a flat negative
-floor the way the peer's SiLU head did.
+floor the way PtychoPINN's SiLU head did.
 
 Two options make the network faster and better per second of training (docs/quality-experiments.md,
-fifth round); the defaults are the peer's layout, which the regression runs:
+fifth round); the defaults are PtychoPINN's layout, which the regression runs:
 - `heads="shared"`: one decoder with two outputs (amplitude and phase logits) instead of one decoder per
   part. Amplitude and phase are two views of one complex patch, and the far field mixes them; one decoder
   learns both from the same features, with fewer weights.
@@ -18,7 +18,7 @@ fifth round); the defaults are the peer's layout, which the regression runs:
   full-resolution double conv, the largest single cost of a training step, is gone.
 
 With gridsize > 1 the same network predicts every member of a group from its own pattern, and
-`merge_group` makes the members consistent (the overlap constraint). The peer instead fed the g^2
+`merge_group` makes the members consistent (the overlap constraint). PtychoPINN instead fed the g^2
 patterns in as channels of one network; here that network stuck at a flat object at every rate tried,
 and from scratch so does this one, but this one's weights do not depend on the gridsize, so it starts
 from a gridsize-1 model (`ptycho-train --init-model`) and the constraint then sharpens it
