@@ -1,11 +1,15 @@
 """The import graph and what importing does: the layers and the absence of cycles (import-linter's
-contracts in pyproject.toml), importing any module changes nothing in the process, and no command module
-loads numpy or torch before its entry point has set the process up."""
+contracts in pyproject.toml), importing any module changes nothing in the process, no command module
+loads numpy or torch before its entry point has set the process up, and every package the code imports
+is one pyproject.toml declares."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -66,3 +70,33 @@ def test_no_command_loads_numpy_or_torch_before_it_sets_the_process_up():
              "    if {'numpy', 'torch'} & set(sys.modules):\n"
              "        print(name, sorted({'numpy', 'torch'} & set(sys.modules)))\n        break")
     assert _python(probe, *entries).strip() == ""
+
+
+def _imported_packages(folder: Path) -> set[str]:
+    """The top-level names of every absolute import in the .py files under `folder`."""
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names)
+
+
+def _undeclared(modules: set[str], requirements: list[str]) -> list[str]:
+    normal = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731 - PEP 503 names
+    declared = {normal(re.split(r"[=<>\[ ;]", r, maxsplit=1)[0]) for r in requirements}
+    distributions = importlib.metadata.packages_distributions()
+    return sorted(m for m in modules if not declared & {normal(d) for d in distributions.get(m, [m])})
+
+
+def test_every_package_the_code_imports_is_declared():
+    """A package imported directly but installed only because another one needs it today disappears from a
+    user's environment the day that other one stops needing it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    local = {path.stem for path in (ROOT / "tests").glob("*.py")}
+    assert _undeclared(_imported_packages(ROOT / "src") - {"ptychoreg"}, project["dependencies"]) == []
+    assert _undeclared(_imported_packages(ROOT / "tests") - {"ptychoreg"} - local,
+                       project["dependencies"] + extras) == []

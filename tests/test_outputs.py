@@ -86,7 +86,7 @@ def test_the_quality_recipe_rebuilt_twice_gives_the_same_bytes(fixture_path, tmp
     recipes = [RecipeRun.of(params, name) for name in QUALITY_PHASES]
     runs = []
     for i in range(2):
-        phases = train_phases(str(fixture_path), tmp_path / f"q{i}", recipes, [1, 1], echo=False)
+        phases = train_phases(str(fixture_path), tmp_path / f"q{i}", recipes, [1, 1])
         metrics, score = score_quality(str(fixture_path), [p for p, _ in phases], settings, tmp_path / f"q{i}" / "score",
                                        log=lambda _: None)
         runs.append((metrics, quality_timing([t for _, t in phases], metrics["phases"], score)))

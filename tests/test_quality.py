@@ -109,7 +109,7 @@ def test_the_quality_gate_fails_below_either_floor_and_keeps_the_outputs(fixture
     params.write_text("recipes:\n  tiny: {model: {width: 4, heads: shared, upsampling: subpixel}, train: {max_epochs: 1}}\n"
                       "  tiny_refine: {extends: tiny, model: {gridsize: 2}}\n")
     runs = [RecipeRun.of(str(params), name) for name in ("tiny", "tiny_refine")]
-    phases = [folder for folder, _ in train_phases(str(fixture_path), tmp_path / "runs", runs, echo=False)]
+    phases = [folder for folder, _ in train_phases(str(fixture_path), tmp_path / "runs", runs)]
     no_floor = QualitySettings(min_amplitude_ssim=0.0, min_phase_ssim=0.0, enforce=False)
     metrics, _ = score_quality(str(fixture_path), phases, no_floor, tmp_path / "look", log=lambda _: None)
     amplitude, phase = metrics["quality"]["amplitude"]["ssim"], metrics["quality"]["phase"]["ssim"]

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
-from ptychoreg.core.config import DriftSettings
+from ptychoreg.core.config import load_section
 from ptychoreg.harness.drift import busy_measurements, collect, evaluate, format_table
 
 EXIT_DRIFT = 1
@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv):
     args = parser().parse_args(argv)
     params, source = load_params(args.params)
-    settings = DriftSettings.from_params(params.get("drift"), where=source)
+    settings = load_section("drift", params, source)
     metrics_diff, params_diff = collect(args.rev)
     findings = evaluate(metrics_diff, params_diff, settings)
     log(f"drift against {args.rev}:")

@@ -10,7 +10,7 @@ import argparse
 import time
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
-from ptychoreg.core.config import FixtureSpec, validated
+from ptychoreg.core.config import FixtureSpec, load_section, validated
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def _main(argv):
     from ptychoreg.harness.fixture import fixture_metrics, generate
 
     params, source = load_params(args.params)
-    spec = FixtureSpec.from_params(params.get("fixture"), where=source)
+    spec = load_section("fixture", params, source)
     overrides = {"subset_size": args.subset_size, "strategy": args.strategy, "output": args.output}
     if args.output and not args.metadata_out:
         overrides["sidecar"] = None  # beside the given output, not at the params' default place

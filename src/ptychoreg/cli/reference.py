@@ -10,7 +10,7 @@ import argparse
 import time
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_params_arg, entry_points, load_params, log
-from ptychoreg.core.config import ReferenceSettings
+from ptychoreg.core.config import load_section
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.core.phases import own_peak_rss_mb
 
@@ -32,7 +32,7 @@ def _main(argv):
     from ptychoreg.core.fileio import staged_outputs, write_json, write_npz
 
     params, source = load_params(args.params)
-    settings = ReferenceSettings.from_params(params.get("reference"), where=source)
+    settings = load_section("reference", params, source)
     data = load_npz(args.data)
     if data.object is None:
         raise PtychoError(args.data, "holds no true object to score the reference against", key="objectGuess")

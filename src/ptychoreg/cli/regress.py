@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ptychoreg.core.cli import PROJECT_PARAMS, ArgumentParser, add_recipe_args, entry_points, load_params, log
-from ptychoreg.core.config import RegressSettings
+from ptychoreg.core.config import load_section
 from ptychoreg.harness.runner import RecipeRun
 
 
@@ -32,7 +32,7 @@ def _main(argv):
     from ptychoreg.harness.regress import run_regression
 
     params, source = load_params(args.params)
-    settings = RegressSettings.from_params(params.get("regress"), where=source)
+    settings = load_section("regress", params, source)
     expected = recorded_sha256(args.fixture_metrics)
     metrics, per_repeat = run_regression(args.fixture, expected, settings, RecipeRun.of(args.params, args.recipe),
                                          staged_run=args.staged_run, log=log)

@@ -44,6 +44,7 @@ from ptychoreg.core.training import train_model
 from ptychoreg.evaluation.quality import quality_report
 from ptychoreg.evaluation.reference import epie
 from ptychoreg.evaluation.synthetic import synthetic_arrays
+from ptychoreg.harness.dvc import last_line
 
 RECORDED = Path(__file__).with_name("canary.json")
 SIZE = 64  # the workflow's pattern size: MKL picks its FFT kernels per length (64, and 128 for a group canvas)
@@ -70,11 +71,10 @@ def _dataset(tmp: Path):
     return load_npz(path)
 
 
-def _config(**changes):
-    base = Config().to_dict()
-    for section, values in changes.items():
-        base[section].update(values)
-    return Config.model_validate(base)
+def _bundle(result, data, config: Config) -> Bundle:
+    """A trained result as the bundle inference reads (what ptycho-train would save)."""
+    return Bundle(result.model.eval(), torch.from_numpy(data.probe.astype(np.complex64)), result.norm_factor,
+                  result.scale.value, config.to_dict(), {}, {})
 
 
 def _ops(data) -> dict[str, str]:
@@ -146,12 +146,11 @@ def _workflow(data) -> dict[str, str]:
     out = {}
     quiet: Callable[[str], None] = lambda line: None
     for name, changes in TRAININGS.items():
-        config = _config(**changes)
+        config = resolve_recipe(None, None, "canary", overrides=changes)
         result = train_model(config, data, log=quiet)
         out[name] = _digest(*result.model.state_dict().values(), [h["train_loss"] for h in result.history])
     # Inference of the last model (gridsize 2) at both gridsizes, stitched, and scored against the truth.
-    bundle = Bundle(result.model.eval(), torch.from_numpy(data.probe.astype(np.complex64)), result.norm_factor,
-                    result.scale.value, config.to_dict(), {}, {})
+    bundle = _bundle(result, data, config)
     for gridsize in (1, 2):
         stitched = reconstruct(bundle, data, gridsize=gridsize).stitched
         out[f"inference and stitching, gridsize {gridsize}"] = _digest(stitched.object, stitched.weight)
@@ -193,7 +192,7 @@ def check() -> tuple[bool, str]:
     proc = subprocess.run([sys.executable, "-m", "ptychoreg.cli.canary", "--json"], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, env=numerics.env())
     if proc.returncode != 0:
-        reasons.append(f"the canary failed: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+        reasons.append(f"the canary failed: {last_line(proc)}")
         hashes = {}
     else:
         hashes = json.loads(proc.stdout)
@@ -228,8 +227,7 @@ def recipe_hashes(params_path: str | os.PathLike, data_path: str | os.PathLike) 
         config = resolve_recipe(params, name, str(params_path), overrides={
             "train": {"max_epochs": 2, "n_groups": config.train.batch_size, "val_fraction": 0.0}})
         result = train_model(config, data, log=lambda line: None)
-        bundle = Bundle(result.model.eval(), torch.from_numpy(data.probe.astype(np.complex64)), result.norm_factor,
-                        result.scale.value, config.to_dict(), {}, {})
+        bundle = _bundle(result, data, config)
         torch.set_num_threads(config.infer.threads)
         stitched = reconstruct(bundle, data, n_groups=8, gridsize=config.infer.gridsize).stitched
         out[f"recipe {name}"] = _digest(*result.model.state_dict().values(), stitched.object)
@@ -281,7 +279,7 @@ def cross_vendor(params_path, data_path, log: Callable[[str], None] = print) -> 
         results, seconds = {}, {}
         for name, (proc, seconds[name]) in done.items():
             if proc.returncode != 0:
-                raise PtychoError(None, f"the canary failed {name}: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+                raise PtychoError(None, f"the canary failed {name}: {last_line(proc)}")
             results[name] = json.loads(proc.stdout)
             log(f"{name}: {len(results[name])} parts in {seconds[name]} s")
         approximate = {f"{vendor} ({model})": _approximate_instructions(Path(tmp) / f"{model}.log")

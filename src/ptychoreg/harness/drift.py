@@ -19,6 +19,7 @@ from ptychoreg.harness.dvc import dvc_json
 from ptychoreg.harness.load import from_record
 
 FIXTURE_METRICS = "metrics/fixture.json"
+NOT_COMPARABLE = ("not comparable", "", True)  # (change, limit, ok) of a figure missing on either side
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,24 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _rises(rule: str, metrics_diff: dict, watched: dict[str, list[str]], limit: float) -> list[Finding]:
+def _judged(rule: str, metrics_diff: dict, watched: dict[str, list[str]], judge) -> list[Finding]:
+    """A finding per watched figure: `judge(old, new)` gives (change, limit, ok) where both are numbers."""
     findings = []
     for path, keys in watched.items():
         for key in keys:
-            name = f"{Path(path).stem}:{key}"
             old, new = _pair(metrics_diff, path, key)
-            if not (_number(old) and _number(new)) or old <= 0:
-                findings.append(Finding(rule, name, old, new, "not comparable", "", True))
-                continue
-            rise = (new - old) / old
-            findings.append(Finding(rule, name, old, new, f"{100 * rise:+.1f} %", f"<= +{100 * limit:.0f} %", rise <= limit))
+            change, limit, ok = judge(old, new) if _number(old) and _number(new) else NOT_COMPARABLE
+            findings.append(Finding(rule, f"{Path(path).stem}:{key}", old, new, change, limit, ok))
     return findings
+
+
+def _rise(limit: float):
+    def judge(old, new):
+        if old <= 0:
+            return NOT_COMPARABLE
+        rise = (new - old) / old
+        return f"{100 * rise:+.1f} %", f"<= +{100 * limit:.0f} %", rise <= limit
+    return judge
 
 
 def busy_measurements(metrics_diff: dict, settings: DriftSettings) -> list[str]:
@@ -71,18 +78,10 @@ def busy_measurements(metrics_diff: dict, settings: DriftSettings) -> list[str]:
 
 
 def evaluate(metrics_diff: dict, params_diff: dict, settings: DriftSettings) -> list[Finding]:
-    findings = _rises("runtime", metrics_diff, settings.runtime_metrics, settings.runtime_rise)
-    findings += _rises("memory", metrics_diff, settings.memory_metrics, settings.memory_rise)
-    for path, keys in settings.quality_metrics.items():
-        for key in keys:
-            name = f"{Path(path).stem}:{key}"
-            old, new = _pair(metrics_diff, path, key)
-            if not (_number(old) and _number(new)):
-                findings.append(Finding("quality", name, old, new, "not comparable", "", True))
-                continue
-            drop = old - new
-            findings.append(Finding("quality", name, old, new, f"{-drop:+.4f}",
-                                    f"drop <= {settings.quality_drop:g}", drop <= settings.quality_drop))
+    findings = _judged("runtime", metrics_diff, settings.runtime_metrics, _rise(settings.runtime_rise))
+    findings += _judged("memory", metrics_diff, settings.memory_metrics, _rise(settings.memory_rise))
+    findings += _judged("quality", metrics_diff, settings.quality_metrics, lambda old, new: (
+        f"{new - old:+.4f}", f"drop <= {settings.quality_drop:g}", old - new <= settings.quality_drop))
     old, new = _pair(metrics_diff, FIXTURE_METRICS, "sha256")
     changed_params = sorted(k for k in params_diff.get("params.yaml", {}) if k.startswith("fixture."))
     if old != new and old is not None and new is not None:

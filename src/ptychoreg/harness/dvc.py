@@ -1,4 +1,5 @@
-"""Ask DVC for JSON (metrics, params, status) or run it (repro), with DVC's own analytics off and one-line errors."""
+"""The tools the harness drives, git and DVC: output captured, DVC's analytics off, a failure raised as one
+line (the tool's last stderr line)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,30 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from ptychoreg.core.errors import PtychoError
 
 
-def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`dvc ARGS`, output captured; with `check`, a failure raises one line: DVC's last stderr line."""
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL)
-    if check and proc.returncode != 0:
-        raise PtychoError(None, f"`dvc {' '.join(args)}` failed: {last_line(proc)}")
+def last_line(proc: subprocess.CompletedProcess) -> str:
+    return (proc.stderr.strip().splitlines() or ["no output"])[-1]
+
+
+def run_tool(tool: list[str], *args: str, cwd: Path | None = None, env: dict | None = None,
+             name: str = "git") -> subprocess.CompletedProcess:
+    """`tool ARGS`, output captured; a failure raises one line: `name ARGS` and the last stderr line."""
+    proc = subprocess.run([*tool, *args], cwd=cwd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise PtychoError(None, f"`{name} {' '.join(args)}` failed: {last_line(proc)}")
     return proc
 
 
-def last_line(proc: subprocess.CompletedProcess) -> str:
-    return (proc.stderr.strip().splitlines() or ["no output"])[-1]
+def git(*args: str, cwd: Path | None = None) -> str:
+    return run_tool(["git"], *args, cwd=cwd).stdout.strip()
+
+
+def dvc(*args: str) -> subprocess.CompletedProcess:
+    return run_tool([sys.executable, "-m", "dvc"], *args, env=dict(os.environ, DVC_NO_ANALYTICS="1"), name="dvc")
 
 
 def dvc_json(*args: str) -> dict:

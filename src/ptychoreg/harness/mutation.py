@@ -37,12 +37,14 @@ from typing import Callable
 from ptychoreg.core.cli import entry_points, load_params
 from ptychoreg.core.config import GateSettings, load_section
 from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.dvc import run_tool
 from ptychoreg.harness.runner import RecipeRun, project_data
 from ptychoreg.harness.runtime_gate import compare
 from ptychoreg.harness.timing import Side
 
 CATALOGUE = "mutants"  # the patches, relative to the repository's top
 HARNESS_TESTS = "tests/test_mutation.py"
+GOLDEN_TEST = "tests/test_golden.py"  # the check_fixture stage's golden check
 # Ignored paths a copy does not need (DVC-tracked data is linked; these are caches and environments).
 _NOT_LINKED = (".venv", ".pytest_cache", ".hypothesis", ".dvc/tmp", "dvc_plots")
 
@@ -72,9 +74,7 @@ def read_catalogue(root: str | Path) -> tuple[Mutant, ...]:
 
 
 def _git_paths(root: Path, *options: str) -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-z", *options], cwd=root, capture_output=True, check=True,
-                         stdin=subprocess.DEVNULL).stdout
-    return [p for p in out.decode().split("\0") if p]
+    return [p for p in run_tool(["git"], "ls-files", "-z", *options, cwd=root).stdout.split("\0") if p]
 
 
 def scratch_tree(root: str | Path, dest: str | Path, patch: Path | None = None) -> Path:
@@ -96,7 +96,7 @@ def scratch_tree(root: str | Path, dest: str | Path, patch: Path | None = None) 
     # A repository of its own (one commit of the copy), so what runs there sees git as in a checkout.
     identity = ["-c", "user.name=ptychoreg mutation", "-c", "user.email=mutation@ptychoreg", "-c", "commit.gpgsign=false"]
     for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "--no-verify", "-m", "scratch copy"]):
-        subprocess.run(["git", *identity, *argv], cwd=dest, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        run_tool(["git", *identity], *argv, cwd=dest)
     if patch is not None:
         applied = subprocess.run(["git", "apply", "--whitespace=nowarn", str(Path(patch).resolve())], cwd=dest,
                                  capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -116,6 +116,12 @@ def _in_tree(tree: Path, argv: list[str], log: Path) -> subprocess.CompletedProc
     with open(log, "w") as sink:
         return subprocess.run([sys.executable, *argv], cwd=tree, env=tree_env(tree), stdout=sink,
                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+
+
+def failed_cases(junit: Path) -> list[tuple[str, str]]:
+    """(class name, test name) of each test case a pytest JUnit XML report records as failed or in error."""
+    return [(case.get("classname", ""), case.get("name", "")) for case in ElementTree.parse(junit).getroot().iter("testcase")
+            if case.find("failure") is not None or case.find("error") is not None]
 
 
 # ---- the checks, each run inside a copy --------------------------------------------------------------------
@@ -158,11 +164,8 @@ def fast_suite_failures(tree: Path, work: Path, patch: Path | None = None) -> li
                            f"--ignore={HARNESS_TESTS}", *mirrored_tests(tree, patch), "tests"], work / "fast_suite.log")
     if not junit.is_file():
         return [f"test: the suite did not run (exit {proc.returncode})"]
-    failed = []
-    for case in ElementTree.parse(junit).getroot().iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
-            module, name = case.get("classname", ""), case.get("name", "")
-            failed.append(f"test:{module.replace('.', '/')}.py::{name}" if module else f"test:{name} (collection)")
+    failed = [f"test:{module.replace('.', '/')}.py::{name}" if module else f"test:{name} (collection)"
+              for module, name in failed_cases(junit)]
     if not failed and proc.returncode != 0:
         failed.append(f"test: pytest exit {proc.returncode} (collection)")
     return failed
@@ -246,18 +249,16 @@ def metrics(result: dict) -> dict:
 
 # ---- what runs inside a copy ---------------------------------------------------------------------------------
 
-def golden_failures(record_path: Path, golden_test: str = "tests/test_golden.py") -> list[str]:
+def golden_failures(record_path: Path) -> list[str]:
     """The golden tables that differ, as the `check_fixture` stage's pytest check reports them."""
     with tempfile.TemporaryDirectory(prefix="ptychoreg-junit-") as scratch:
         junit = Path(scratch) / "junit.xml"
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{golden_test}::test_golden_numbers",
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{GOLDEN_TEST}::test_golden_numbers",
                         "--golden-record", str(record_path), f"--junitxml={junit}"],
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if not junit.is_file():
-            raise PtychoError(golden_test, "the golden check did not run")
-        return [f"golden:{case.get('name', '').partition('[')[2].rstrip(']')}"
-                for case in ElementTree.parse(junit).getroot().iter("testcase")
-                if case.find("failure") is not None or case.find("error") is not None]
+            raise PtychoError(GOLDEN_TEST, "the golden check did not run")
+        return [f"golden:{name.partition('[')[2].rstrip(']')}" for _, name in failed_cases(junit)]
 
 
 def _regression_in_tree(out: Path, recipe: str) -> list[str]:

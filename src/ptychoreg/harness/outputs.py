@@ -10,7 +10,6 @@ revision.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from dvc.exceptions import DvcException
 from dvc.repo import Repo
 
 from ptychoreg.core.errors import PtychoError
-from ptychoreg.harness.dvc import dvc_json
+from ptychoreg.harness.dvc import dvc_json, git
 
 LOCK = "dvc.lock"
 
@@ -69,18 +68,11 @@ def locked_md5s(lock_text: str) -> dict[tuple[str, str], str]:
             for out in entry.get("outs") or []}
 
 
-def committed_text(rev: str, path: str) -> str:
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise PtychoError(path, f"not readable at revision {rev} ({(proc.stderr.strip().splitlines() or ['git failed'])[-1]})")
-    return proc.stdout
-
-
 def differences(outputs: list[Output], rev: str) -> tuple[dict[str, str], list[str]]:
     """(`stage: path` -> what differs, for each output that travels whose workspace file is not what dvc.lock
     records (`dvc status`) or whose md5 in dvc.lock is not the one at `rev`; those not in the workspace,
     which are not compared)."""
-    expected, actual = locked_md5s(committed_text(rev, LOCK)), locked_md5s(Path(LOCK).read_text())
+    expected, actual = locked_md5s(git("show", f"{rev}:{LOCK}")), locked_md5s(Path(LOCK).read_text())
     changed = {(stage, path): what for stage, changes in dvc_json("status").items() for change in changes
                if isinstance(change, dict) for path, what in change.get("changed outs", {}).items()}
     found, absent = {}, []

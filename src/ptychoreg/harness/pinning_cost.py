@@ -40,7 +40,7 @@ def quality_epoch_cost(data: str, params: str, pairs: int, epochs: int, work: Pa
     per_epoch = {"pretrain": {"native": [], "pinned": []}, "refine": {"native": [], "pinned": []}}
     for i in range(pairs):
         for side, env in (("native", dict(NATIVE)), ("pinned", {})) if i % 2 == 0 else (("pinned", {}), ("native", dict(NATIVE))):
-            (_, first), (_, refine) = train_phases(data, work / f"{side}{i}", runs, [epochs, 1], env=env, echo=False)
+            (_, first), (_, refine) = train_phases(data, work / f"{side}{i}", runs, [epochs, 1], env=env)
             per_epoch["pretrain"][side].append(statistics.median(json.loads(first.read_text())["epoch_seconds"]))
             per_epoch["refine"][side].append(json.loads(refine.read_text())["epoch_seconds"][0])
             print(f"pair {i + 1}/{pairs} {side}: {per_epoch['pretrain'][side][-1]:.2f} s per epoch, refine "

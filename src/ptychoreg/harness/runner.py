@@ -61,12 +61,11 @@ sys.exit(128 - code if code < 0 else code)
 """
 
 
-def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = False, env: dict | None = None,
+def run_cli(module: str, args: list[str], log: Path, threads: int, env: dict | None = None,
             timings: Path | None = None) -> RunRecord:
-    """Run `python -m <module> args` with its output in `log` (and on our stdout when `echo`, for long runs
-    a person watches), `env` added to the environment; raise PtychoError with the log's last line on
-    failure. With `timings`, the command writes its phases there (--timings-out). Modules are named in
-    full, so the import graph (tests/stage_code.py) sees what runs."""
+    """Run `python -m <module> args` with its output in `log`, `env` added to the environment; raise
+    PtychoError with the log's last line on failure. With `timings`, the command writes its phases there
+    (--timings-out). Modules are named in full, so the import graph (tests/stage_code.py) sees what runs."""
     command = module.rsplit(".", 1)[-1]
     log.parent.mkdir(parents=True, exist_ok=True)
     peak_file = log.with_name(log.name + ".peak")
@@ -74,19 +73,14 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, echo: bool = 
             sys.executable, "-m", module, *args, *(["--timings-out", str(timings)] if timings else [])]
     with open(log, "wb") as sink:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE if echo else sink, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=cpu_env(threads, env))
-        if echo:
-            for line in proc.stdout:
-                sink.write(line)
-                sys.stdout.write(f"  {command}: {line.decode(errors='replace')}")
-                sys.stdout.flush()
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=cpu_env(threads, env))
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
         lines = log.read_text(errors="replace").strip().splitlines()
-        raise PtychoError(log, f"{command} exited {proc.returncode}: {lines[-1] if lines else 'no output'}")
+        raise PtychoError(log, f"{command} exited {code}: {lines[-1] if lines else 'no output'}")
     peak_kib = int(peak_file.read_text())  # the command's own peak, from the launcher (KiB on Linux)
     peak_file.unlink()
     return RunRecord(command, seconds, peak_kib / 1024, log, timings, usage.ru_utime + usage.ru_stime)
@@ -118,31 +112,31 @@ class RecipeRun:
         return RecipeRun(self.params, self.recipe, config, (*self.flags, "--threads", str(threads)))
 
 
-def run_train(data: str, out: Path, run: RecipeRun, extra: tuple | list = (), echo: bool = False,
-              env: dict | None = None, logs: Path | None = None, timings: bool = True) -> RunRecord:
+def run_train(data: str, out: Path, run: RecipeRun, extra: tuple | list = (), env: dict | None = None,
+              logs: Path | None = None, timings: bool = True) -> RunRecord:
     """ptycho-train `run` (and `extra` flags) into `out` (model.pt, history.json); its log and (with
     `timings`) its timings go to `logs` (default `out`), so a cached `out` holds only what is the same
     bytes on every run. The runtime gate passes timings=False: it needs wall time only."""
     logs = logs or out
     return run_cli("ptychoreg.cli.train", ["--data", data, "--output-dir", str(out), *run.args(), *extra],
-                   logs / "train.log", run.config.train.threads, echo, env,
+                   logs / "train.log", run.config.train.threads, env,
                    timings=logs / "train_timings.json" if timings else None)
 
 
-def run_infer(model: Path, data: str, out: Path, run: RecipeRun, extra: tuple | list = (), echo: bool = False,
-              env: dict | None = None, logs: Path | None = None, timings: bool = True) -> RunRecord:
+def run_infer(model: Path, data: str, out: Path, run: RecipeRun, extra: tuple | list = (), env: dict | None = None,
+              logs: Path | None = None, timings: bool = True) -> RunRecord:
     logs = logs or out
     return run_cli("ptychoreg.cli.infer", ["--model", str(model), "--data", data, "--output-dir", str(out),
-                                           *run.args(), *extra], logs / "infer.log", run.config.infer.threads, echo, env,
+                                           *run.args(), *extra], logs / "infer.log", run.config.infer.threads, env,
                    timings=logs / "infer_timings.json" if timings else None)
 
 
 def run_train_infer(data: str, out: Path, run: RecipeRun, train_extra: tuple | list = (), infer_extra: tuple | list = (),
-                    echo: bool = False, env: dict | None = None, logs: Path | None = None,
+                    env: dict | None = None, logs: Path | None = None,
                     timings: bool = True) -> tuple[RunRecord, RunRecord]:
     """Train `run` into `out`, then reconstruct `data` with that model into `out`."""
-    train = run_train(data, out, run, train_extra, echo, env, logs, timings)
-    infer = run_infer(out / "model.pt", data, out, run, infer_extra, echo, env, logs, timings)
+    train = run_train(data, out, run, train_extra, env, logs, timings)
+    infer = run_infer(out / "model.pt", data, out, run, infer_extra, env, logs, timings)
     return train, infer
 
 
@@ -155,8 +149,8 @@ def project_data(params_path: str | os.PathLike = PROJECT_PARAMS) -> tuple[str, 
 QUALITY_PHASES = ("quality_pretrain", "quality_refine")  # the quality stage's recipes; each starts from the one before
 
 
-def train_phases(data: str, out: Path, runs: list[RecipeRun], epochs: list[int] | None = None, env: dict | None = None,
-                 echo: bool = True) -> list[tuple[Path, Path]]:
+def train_phases(data: str, out: Path, runs: list[RecipeRun], epochs: list[int] | None = None,
+                 env: dict | None = None) -> list[tuple[Path, Path]]:
     """Train each recipe of `runs` into `out`/<recipe>, each from the one before (`epochs`: each phase's
     --max-epochs instead of its recipe's), as the quality stages do. Returns (run folder, timings file) per phase."""
     phases, previous = [], None
@@ -164,7 +158,7 @@ def train_phases(data: str, out: Path, runs: list[RecipeRun], epochs: list[int] 
         folder, logs = out / run.recipe, out / f"{run.recipe}-logs"
         extra = ["--init-model", str(previous / "model.pt")] if previous else []
         extra += ["--max-epochs", str(epochs[i])] if epochs else []
-        record = run_train(data, folder, run, extra, echo=echo, env=env, logs=logs)
+        record = run_train(data, folder, run, extra, env=env, logs=logs)
         phases.append((folder, record.timings))
         previous = folder
     return phases
@@ -178,10 +172,10 @@ def read_timings(record: RunRecord) -> dict:
     return json.loads(record.timings.read_text())
 
 
-def time_python(code: str, threads: int = 1) -> float:
+def time_python(code: str) -> float:
     """Wall seconds of `python -c code` in the environment the CLIs run in (start-up measurements)."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, stdin=subprocess.DEVNULL, env=cpu_env(threads))
+    subprocess.run([sys.executable, "-c", code], check=True, stdin=subprocess.DEVNULL, env=cpu_env(1))
     return time.perf_counter() - started
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ptychoreg.core.config import GateSettings
-from ptychoreg.core.errors import PtychoError
+from ptychoreg.harness.dvc import git
 from ptychoreg.harness.load import observe
 from ptychoreg.harness.runner import RecipeRun
 from ptychoreg.harness.timing import Side, interleaved, measure, ratios
@@ -32,19 +32,12 @@ MEMORY_PARTS = ("train", "infer")
 ACCEPT_TRAILER = "Runtime-Gate: accept"
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise PtychoError(None, f"git {' '.join(args)} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-    return proc.stdout.strip()
-
-
 @contextlib.contextmanager
 def worktree(rev: str, repo: Path = Path(".")) -> Iterator[Path]:
     """A detached checkout of `rev` in a scratch folder, removed afterwards."""
-    commit = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", cwd=repo)
+    commit = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", cwd=repo)
     where = Path(tempfile.mkdtemp(prefix="ptychoreg-gate-")) / commit[:12]
-    _git("worktree", "add", "--detach", "--force", str(where), commit, cwd=repo)
+    git("worktree", "add", "--detach", "--force", str(where), commit, cwd=repo)
     try:
         yield where
     finally:
@@ -54,7 +47,7 @@ def worktree(rev: str, repo: Path = Path(".")) -> Iterator[Path]:
 
 def accepted_slowdown(repo: Path = Path(".")) -> str | None:
     """The reason HEAD's commit message gives for accepting a slowdown, or None."""
-    message = _git("log", "-1", "--format=%B", "HEAD", cwd=repo)
+    message = git("log", "-1", "--format=%B", "HEAD", cwd=repo)
     for line in message.splitlines():
         if line.startswith(ACCEPT_TRAILER):
             return line[len(ACCEPT_TRAILER):].strip() or "no reason given"

@@ -17,11 +17,6 @@ from ptychoreg.harness.runner import RecipeRun, dir_bytes
 from ptychoreg.harness.timing import Side, measure, summary
 
 
-def cell_name(epochs: int, n_images: int) -> str:
-    """The cell's metrics file stem (metrics/sensitivity/<name>.json), as dvc.yaml's matrix names it."""
-    return f"e{epochs}_n{n_images}"
-
-
 def run_cell(data: str, epochs: int, n_images: int, settings: SensitivitySettings, run: RecipeRun) -> dict:
     """One cell of the grid: `settings.repeats` timed train + infer runs of `run` (the sensitivity recipe)
     for `epochs` on the first `n_images` patterns (the cell's axes, as flags over the recipe)."""

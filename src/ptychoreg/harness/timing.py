@@ -78,12 +78,12 @@ def measure(side: Side, data: str, run: RecipeRun, out: Path) -> dict[str, float
 
 
 def interleaved(sides: list[Side], rounds: int, data: str, run: RecipeRun,
-                log: Callable[[str], None] = print, warmup: bool = True) -> dict[str, list[dict]]:
+                log: Callable[[str], None] = print) -> dict[str, list[dict]]:
     """One warm-up run per side, then `rounds` rounds measuring every side once, the order rotating each
     round (A B, B A, ... for two sides), so no side always runs first or last."""
     records = {side.name: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="ptychoreg-timing-") as scratch:
-        for side in sides if warmup else ():
+        for side in sides:
             measure(side, data, run, Path(scratch) / f"warmup-{side.name}")
         for i in range(rounds):
             order = sides[i % len(sides):] + sides[: i % len(sides)]
