@@ -42,13 +42,13 @@ def _main(argv: list[str] | None) -> int:
     phases.done("settings and data")
 
     # torch only now: bad parameters and bad data are refused in a fraction of a second.
-    from ptychoreg.core.inference import infer_to
+    from ptychoreg.core.inference import OUTPUT_FILES, infer_to
     from ptychoreg.evaluation.quality import quality_report
 
     phases.done("imports (torch, ours)")
     out = Path(args.output_dir)
-    with staged_outputs(out, ("reconstruction.npz", "summary.json", "quality.json"),
-                        inputs=[args.model, args.data, args.params], files=[args.timings_out]) as staged:
+    with staged_outputs(out, OUTPUT_FILES, inputs=[args.model, args.data, args.params],
+                        files=[args.timings_out]) as staged:
         timings = args.timings_out and staged.file(args.timings_out)
         summary = infer_to(staged.folder, args.model, data, config, seen_from=out, score=quality_report)
         phases.done("inference, stitching, figures and writing")

@@ -59,6 +59,8 @@ def reconstruct(bundle: Bundle, data: PtychoData, n_groups: int | None = None, b
 
 
 Score = Callable[[np.ndarray, np.ndarray, np.ndarray], dict]  # (object, ground truth, mask) -> figures
+# What inference may write into its output folder (quality.json only when scored against ground truth).
+OUTPUT_FILES = ("reconstruction.npz", "summary.json", "quality.json")
 
 
 def save_reconstruction(out: Path, result: Reconstruction, data: PtychoData, provenance: dict,

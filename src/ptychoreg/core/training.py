@@ -47,8 +47,8 @@ def configure_runtime(seed: int, threads: int, device: torch.device, determinist
         # Some CUDA kernels (nearest-upsample backward) have no deterministic version: warn there, not fail.
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
         # Deterministic mode also fills every new tensor with NaN, a debugging aid that costs every
-        # training step; the weights are the same bit for bit without it. A kernel reading unwritten memory would still
-        # show, as output bytes that differ between the regression's repeats.
+        # training step; the weights are the same bit for bit without it. A kernel reading unwritten
+        # memory would still show, as output bytes that differ between the regression's repeats.
         torch.utils.deterministic.fill_uninitialized_memory = False
 
 

@@ -23,7 +23,7 @@ from ptychoreg.core.config import Config, QualitySettings
 from ptychoreg.core.contract import load_npz
 from ptychoreg.core.errors import PtychoError
 from ptychoreg.core.fileio import staged_outputs
-from ptychoreg.core.inference import infer_to
+from ptychoreg.core.inference import OUTPUT_FILES, infer_to
 from ptychoreg.core.model.bundle import load_bundle
 from ptychoreg.core.phases import own_peak_rss_mb
 from ptychoreg.evaluation.quality import headline, quality_report
@@ -39,8 +39,7 @@ def score_quality(data_path: str, phases: list[Path], settings: QualitySettings,
     model = phases[-1] / "model.pt"
     config = Config.model_validate(_bundle_config(model))
     data = load_npz(data_path)
-    with staged_outputs(out, ("reconstruction.npz", "summary.json", "quality.json"), inputs=[data_path, model],
-                        keep_failed=True) as staged:
+    with staged_outputs(out, OUTPUT_FILES, inputs=[data_path, model], keep_failed=True) as staged:
         log(f"reconstructing {data_path} with {model}")
         summary = infer_to(staged.folder, model, data, config.infer, score=quality_report)
         metrics = _metrics(data_path, settings, [_phase(p) for p in phases], summary["quality"], summary["positions"])
