@@ -17,11 +17,12 @@ def last_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def run_tool(tool: list[str], *args: str, cwd: Path | None = None, env: dict | None = None,
-             name: str = "git") -> subprocess.CompletedProcess:
-    """`tool ARGS`, output captured; a failure raises one line: `name ARGS` and the last stderr line."""
+             name: str | None = None) -> subprocess.CompletedProcess:
+    """`tool ARGS`, output captured; a failure raises one line: `name ARGS` (name: the tool's program by
+    default) and the last stderr line."""
     proc = subprocess.run([*tool, *args], cwd=cwd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        raise PtychoError(None, f"`{name} {' '.join(args)}` failed: {last_line(proc)}")
+        raise PtychoError(None, f"`{name or tool[0]} {' '.join(args)}` failed: {last_line(proc)}")
     return proc
 
 
