@@ -48,7 +48,7 @@ def test_the_competitor_is_gone_after_the_block():
     with Competitor() as competitor:
         pid = competitor.proc.pid
         assert competitor.proc.poll() is None
-    assert competitor.proc.returncode is not None
+    assert competitor.proc.returncode is not None and competitor.proc.stdout.closed
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 
 

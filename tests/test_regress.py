@@ -82,14 +82,13 @@ def test_a_child_s_peak_is_its_own_not_its_larger_parent_s(tmp_path):
     in-process, a test process is large): run_cli measures the command's own peak."""
     import os
     import resource
-    import subprocess
     import sys
 
     from ptychoreg.harness.runner import run_cli
 
     ballast = b"\x01" * (300 << 20)  # this process: 300 MB more, every page written
-    direct = subprocess.Popen([sys.executable, "-c", "pass"])
-    _, _, usage = os.wait4(direct.pid, 0)
+    direct = os.posix_spawn(sys.executable, [sys.executable, "-c", "pass"], os.environ)
+    _, _, usage = os.wait4(direct, 0)
     assert usage.ru_maxrss / 1024 > 300  # the trap: a bare child "peaks" at its parent's size
     record = run_cli("ptychoreg.cli.infer", ["--help"], tmp_path / "help.log", threads=1)
     assert record.peak_rss_mb < 150 and len(ballast), record.peak_rss_mb

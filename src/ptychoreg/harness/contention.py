@@ -51,6 +51,7 @@ class Competitor:
     def __exit__(self, *exc) -> None:
         self.proc.kill()
         self.proc.wait()
+        self.proc.stdout.close()
 
 
 def epoch_seconds(data: str, run: RecipeRun, epochs: int, n_groups: int | None, env: dict, work: Path,

@@ -54,9 +54,9 @@ def cpu_env(threads: int, extra: dict | None = None) -> dict:
 _LAUNCHER = """import os, subprocess, sys
 child = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(child.pid, 0)
+child.returncode = code = os.waitstatus_to_exitcode(status)
 with open(sys.argv[1], "w") as peak:
     peak.write(str(usage.ru_maxrss))
-code = os.waitstatus_to_exitcode(status)
 sys.exit(128 - code if code < 0 else code)
 """
 
@@ -77,7 +77,8 @@ def run_cli(module: str, args: list[str], log: Path, threads: int, env: dict | N
                                 env=cpu_env(threads, env))
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
+    # Reaped here, so Popen is told; otherwise it waits for the pid again later, when it may be another child's.
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
     if code != 0:
         lines = log.read_text(errors="replace").strip().splitlines()
         raise PtychoError(log, f"{command} exited {code}: {lines[-1] if lines else 'no output'}")
